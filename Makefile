@@ -1,0 +1,37 @@
+# Everything a fresh machine needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED := ../shared
+
+.PHONY: install demo test lint bench clean conformance
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/varpulis-mp simulate -p examples/pipeline_three_stages.vpl -e examples/pipeline_three_stages.evt --immediate --verbose
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check varpulis_mp tests bench
+	$(BIN)/mypy --strict varpulis_mp
+	$(BIN)/lint-imports
+
+conformance: install
+	$(PYTHON) $(SHARED)/conformance/check.py $(SHARED)/conformance -- $(BIN)/varpulis-mp
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/data bench/results
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

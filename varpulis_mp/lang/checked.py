@@ -1,0 +1,90 @@
+"""What the checker hands on: a program whose names, contexts, windows and constants are resolved.
+
+This is the boundary between the language front end and the engine: the engine and the plan read
+only these types (and the expression nodes of `ast`), never the raw declarations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from varpulis_mp.errors import Diagnostic, SourcePos
+from varpulis_mp.lang import ast
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """The value of a constant that holds a duration (only usable as a window size)."""
+
+    ms: int
+
+
+# A constant's value: Int, Float, String, Bool, null, a list of values, or a Duration.
+Value = Union[None, bool, int, float, str, list["Value"], Duration]
+
+DEFAULT_CONTEXT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """A resolved `.window(...)`.
+
+    kind `count`: size and slide in records; `time`: in ms; `session`: size is the gap in ms.
+    slide is None for a tumbling window (and always for a session).
+    """
+
+    kind: Literal["count", "time", "session"]
+    size: int
+    slide: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContextInfo:
+    """A declared context. `cores` is None without a `cores:` option; core_pos[i] locates cores[i]."""
+
+    name: str
+    pos: SourcePos
+    cores: tuple[int, ...] | None
+    core_pos: tuple[SourcePos, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """A checked stream.
+
+    `ops` are the operations in order without `.context(...)`; an `Emit` there has its
+    `context:` item removed (it is `emit_target`). `window`/`partition_key` repeat what the
+    `Window`/`PartitionBy` operations in `ops` say, resolved.
+    """
+
+    index: int  # declaration position among streams, 0-based
+    name: str
+    source: str
+    source_is_stream: bool
+    context: str  # DEFAULT_CONTEXT when the stream has no .context(...)
+    ops: tuple[ast.Operation, ...]
+    emit_target: str | None
+    window: WindowSpec | None
+    partition_key: str | None
+    has_aggregate: bool
+    decl: ast.StreamDecl
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedProgram:
+    program: ast.Program
+    constants: dict[str, Value]
+    contexts: tuple[ContextInfo, ...]  # declared contexts, in declaration order
+    streams: tuple[StreamInfo, ...]  # in declaration order
+    warnings: tuple[Diagnostic, ...]  # sorted; a program with errors never gets here
+
+    @property
+    def path(self) -> str:
+        return self.program.path
+
+    def stream(self, name: str) -> StreamInfo:
+        for s in self.streams:
+            if s.name == name:
+                return s
+        raise KeyError(name)
