@@ -1,0 +1,211 @@
+"""`check`: every rule a program must pass before it runs (VPL.md §3, §5-§9, §13).
+
+Owns the whole-program pass: context declarations, the stream graph (duplicates, cycles,
+statically known fields across streams), the routing warnings of §3.1 and §9.3, and the
+assembly of the CheckedProgram. Expression, window, constant and per-stream rules live in the
+`check_*` and `constants` modules this one drives. All errors and warnings are collected; any
+error raises ProgramError carrying every diagnostic.
+"""
+
+from __future__ import annotations
+
+from varpulis_mp.errors import ProgramError, SourcePos
+from varpulis_mp.lang import ast
+from varpulis_mp.lang.check_report import Reporter, first_token
+from varpulis_mp.lang.check_streams import Fields, StreamChecker, StreamEnv, StreamResult, fold_fields
+from varpulis_mp.lang.checked import DEFAULT_CONTEXT, CheckedProgram, ContextInfo, StreamInfo
+from varpulis_mp.lang.constants import check_constants
+
+CORES_MESSAGE = "cores must be a non-empty list of distinct non-negative integers"
+
+
+def check_program(program: ast.Program) -> CheckedProgram:
+    """Check a parsed program; raise ProgramError (all diagnostics, warnings included) on any error."""
+    rep = Reporter(program)
+    decls = program.declarations
+    contexts = _check_contexts([d for d in decls if isinstance(d, ast.ContextDecl)], rep)
+    constants = check_constants([d for d in decls if isinstance(d, ast.ConstDecl)], rep)
+
+    streams: dict[str, ast.StreamDecl] = {}
+    for d in decls:
+        if isinstance(d, ast.StreamDecl):
+            if d.name in streams:
+                rep.error(d.pos, f"stream '{d.name}' is already declared", len(d.name))
+            else:
+                streams[d.name] = d
+    _check_cycles(list(streams.values()), rep)
+
+    env = StreamEnv(
+        constants=constants,
+        constant_names=constants.names,
+        contexts=[c.name for c in contexts],
+        stream_fields=_output_fields(streams),
+        streams=frozenset(streams),
+    )
+    results: dict[str, StreamResult] = {}
+    infos: list[StreamInfo] = []
+    for d in decls:
+        if not isinstance(d, ast.StreamDecl):
+            continue
+        result = StreamChecker(d, env, rep).check()
+        if streams[d.name] is not d:
+            continue  # a duplicate: its operations are checked, but it is no stream of the program
+        results[d.name] = result
+        infos.append(
+            StreamInfo(
+                index=len(infos),
+                name=d.name,
+                source=d.source,
+                source_is_stream=d.source in streams,
+                context=result.context or DEFAULT_CONTEXT,
+                ops=tuple(result.ops),
+                emit_target=result.emit_target,
+                window=result.window,
+                partition_key=result.partition_key,
+                has_aggregate=result.has_aggregate,
+                decl=d,
+            )
+        )
+    _routing_warnings(contexts, streams, results, rep)
+
+    if rep.has_errors:
+        raise ProgramError(rep.sorted())
+    return CheckedProgram(
+        program=program,
+        constants=dict(constants.values),
+        contexts=tuple(contexts),
+        streams=tuple(infos),
+        warnings=tuple(rep.sorted()),
+    )
+
+
+def _check_contexts(decls: list[ast.ContextDecl], rep: Reporter) -> list[ContextInfo]:
+    infos: list[ContextInfo] = []
+    names: set[str] = set()
+    for decl in decls:
+        width = len(decl.name)
+        cores, core_pos = _check_cores(decl, rep)
+        if decl.name == DEFAULT_CONTEXT:
+            rep.error(decl.pos, f"the context name '{DEFAULT_CONTEXT}' is reserved", width)
+        elif decl.name in names:
+            rep.error(decl.pos, f"context '{decl.name}' is already declared", width)
+        else:
+            names.add(decl.name)
+            infos.append(ContextInfo(decl.name, decl.pos, cores, core_pos))
+    return infos
+
+
+def _check_cores(
+    decl: ast.ContextDecl, rep: Reporter
+) -> tuple[tuple[int, ...] | None, tuple[SourcePos, ...]]:
+    cores: list[int] | None = None
+    core_pos: list[SourcePos] = []
+    for option in decl.options:
+        if option.name != "cores":
+            rep.error(option.pos, f"unknown context option '{option.name}'", len(option.name))
+            continue
+        if cores is not None:
+            rep.error(option.pos, "the option 'cores' is given twice", len(option.name))
+            continue
+        cores = []
+        if not option.items:
+            rep.error(option.value_pos, CORES_MESSAGE, 1)
+        for item in option.items:
+            value = ast.strip_parens(item.value)
+            ok = isinstance(value, ast.Literal_) and value.kind == "int" and int(value.value) >= 0
+            if not ok or (isinstance(value, ast.Literal_) and value.value in cores):
+                pos, width = first_token(item.value)
+                rep.error(pos, CORES_MESSAGE, width)
+                continue
+            assert isinstance(value, ast.Literal_)
+            cores.append(int(value.value))
+            core_pos.append(item.pos)
+    return (None if cores is None else tuple(cores)), tuple(core_pos)
+
+
+def _check_cycles(streams: list[ast.StreamDecl], rep: Reporter) -> None:
+    """Report each cycle of `source` links once, at the source name of its first-declared stream."""
+    by_name = {d.name: d for d in streams}
+    order = {d.name: i for i, d in enumerate(streams)}
+    done: set[str] = set()
+    for start in streams:
+        path: list[str] = []
+        on_path: dict[str, int] = {}
+        name: str | None = start.name
+        while name is not None and name not in done and name not in on_path:
+            on_path[name] = len(path)
+            path.append(name)
+            source = by_name[name].source
+            name = source if source in by_name else None
+        if name is not None and name in on_path:
+            cycle = path[on_path[name]:]
+            first = min(cycle, key=order.__getitem__)
+            i = cycle.index(first)
+            # Follows the reading direction: `A -> B` means A reads B.
+            ring = cycle[i:] + cycle[:i] + [first]
+            decl = by_name[first]
+            rep.error(decl.source_pos, "streams form a cycle: " + " -> ".join(ring), len(decl.source))
+        done.update(path)
+
+
+def _output_fields(streams: dict[str, ast.StreamDecl]) -> dict[str, Fields]:
+    """Each stream's statically known output fields, in dependency order, without recursion."""
+    out: dict[str, Fields] = {}
+    for name in streams:
+        path = [name]
+        on_path = {name}
+        incoming: Fields = None
+        cur = name
+        while True:
+            source = streams[cur].source
+            if source not in streams or source in on_path:
+                incoming = None  # an event type, or a cycle (an error reported elsewhere)
+                break
+            if source in out:
+                incoming = out[source]
+                break
+            path.append(source)
+            on_path.add(source)
+            cur = source
+        for s in reversed(path):
+            if s not in out:
+                out[s] = fold_fields(streams[s].ops, incoming)
+            incoming = out[s]
+    return out
+
+
+def _routing_warnings(
+    contexts: list[ContextInfo],
+    streams: dict[str, ast.StreamDecl],
+    results: dict[str, StreamResult],
+    rep: Reporter,
+) -> None:
+    used = {r.context for r in results.values()}
+    for ctx in contexts:
+        if ctx.name not in used:
+            rep.warning(ctx.pos, f"context '{ctx.name}' holds no streams", len(ctx.name))
+    readers: dict[str, list[str]] = {}
+    for name, decl in streams.items():
+        if decl.source in streams:
+            readers.setdefault(decl.source, []).append(name)
+    for name, result in results.items():
+        target = result.emit_target
+        if target is not None and result.emit_target_known and result.emit_target_pos is not None:
+            if not any(results[r].context == target for r in readers.get(name, [])):
+                rep.warning(
+                    result.emit_target_pos, f"context '{target}' has no stream that reads '{name}'", len(target)
+                )
+    for name, decl in streams.items():
+        if decl.source not in streams:
+            continue
+        sender = results[decl.source]
+        a, b = sender.context, results[name].context
+        if a is None or b is None or a == b:
+            continue
+        if sender.emit_target == b and sender.emit_target_known:
+            continue
+        rep.warning(
+            decl.source_pos,
+            f"'{decl.source}' is sent from context '{a}' to context '{b}' without .emit(context: {b})",
+            len(decl.source),
+        )
