@@ -139,6 +139,7 @@ def render_dot(checked: CheckedProgram, plan: Plan) -> str:
     out = [
         "digraph plan {",
         "  rankdir=LR;",
+        '  graph [fontname="Helvetica", fontsize=12];',
         '  node [fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
@@ -150,7 +151,9 @@ def render_dot(checked: CheckedProgram, plan: Plan) -> str:
         by_context.setdefault(s.context, []).append(s.name)
     for index, (ctx_name, names) in enumerate(by_context.items()):
         cores = next((c.cores for c in plan.contexts if c.name == ctx_name), None)
-        label = f"context {ctx_name}" + (f"\\ncores {','.join(map(str, cores))}" if cores else "")
+        process = next((i + 1 for i, c in enumerate(plan.contexts) if c.name == ctx_name), None)
+        where = f"process {process}: " if process is not None and checked.contexts else ""
+        label = f"{where}context {ctx_name}" + (f"\\ncores {','.join(map(str, cores))}" if cores else "")
         out.append(f"  subgraph cluster_{index} {{")
         out.append(f"    label={_quote(label)}; style=rounded; color=gray40;")
         for name in names:
@@ -164,8 +167,8 @@ def render_dot(checked: CheckedProgram, plan: Plan) -> str:
             crosses = source_ctx != s.context
             style = ""
             if crosses:
-                style = ' [style=bold, color="#1f77b4"]' if declared.get((s.source, s.context)) else (
-                    ' [style="bold,dashed", color="#d62728", label="implicit"]'
+                style = ' [style=bold, color="#1f77b4", label="channel"]' if declared.get((s.source, s.context)) else (
+                     ' [style="bold,dashed", color="#d62728", label="implicit channel"]'
                 )
             out.append(f"  {_quote('stream:' + s.source)} -> {target}{style};")
         else:
