@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import ROOT, CONFORMANCE, needs_shared, run_cli
+from tests.conftest import CONFORMANCE, ROOT, needs_shared, run_cli
 
 PIPELINE = ROOT / "examples" / "pipeline_three_stages.vpl"
 
