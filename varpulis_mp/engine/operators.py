@@ -1,0 +1,278 @@
+"""One stream's operations, built once from its checked form: a stateless prefix, an optional window
+(with or without `.aggregate`), and a stateless suffix (VPL.md §6, §8.2).
+
+Owns the per-record path through a stream: the watermark step, due windows closing before the
+record is handled, the partition key, window results (`window`/`session` lines followed by the
+record they turn into) and the numbering of a stream's output items (`seq`). Records leave through
+`StreamRunner.emit` (every `Output`) and go on to the runners in `readers`, synchronously.
+
+The stateless runs (where/having/select/emit) are generated as Python source, one function per
+path, with the expressions inlined from `expr.expr_source`: measured 2-3x faster than chains of
+closures. `compile_stage_closures` builds the same runs from closures; tests compare the two.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from varpulis_mp.engine.aggregates import compile_aggregate
+from varpulis_mp.engine.expr import compile_condition, compile_expr, condition_source, expr_source
+from varpulis_mp.engine.output import NO_KEY, Counters, Output
+from varpulis_mp.engine.windows import Closed, SessionWindow, Window, make_window
+from varpulis_mp.lang import ast
+from varpulis_mp.lang.checked import StreamInfo
+from varpulis_mp.lang.values import ExprError, key_of
+
+Fields = dict[str, Any]
+Emit = Callable[[Output], None]
+Stage = Callable[[Fields], "Fields | None"]
+
+
+def _filter(cond: Callable[[Fields], bool]) -> Stage:
+    def run(f: Fields) -> Fields | None:
+        return f if cond(f) else None
+
+    return run
+
+
+def _project(items: list[tuple[str, Callable[[Fields], object]]]) -> Stage:
+    def run(f: Fields) -> Fields | None:
+        return {name: fn(f) for name, fn in items}
+
+    return run
+
+
+def _chain(stages: list[Stage]) -> Stage:
+    if len(stages) == 1:
+        return stages[0]
+
+    def run(f: Fields) -> Fields | None:
+        r: Fields | None = f
+        for stage in stages:
+            r = stage(r)  # type: ignore[arg-type]
+            if r is None:
+                return None
+        return r
+
+    return run
+
+
+def stage_ops(ops: list[ast.Operation]) -> list[ast.Operation]:
+    """The operations of a stateless run that do something (`.emit()` without items passes on)."""
+    return [op for op in ops if not (isinstance(op, ast.Emit) and not op.items)
+            and isinstance(op, (ast.Where, ast.Having, ast.Select, ast.Emit))]
+
+
+def compile_stage_closures(ops: list[ast.Operation], constants: Mapping[str, Any],
+                           counters: Counters) -> Stage | None:
+    """A run of where/having/select/emit as one function (None: the identity)."""
+    stages: list[Stage] = []
+    for op in stage_ops(ops):
+        if isinstance(op, (ast.Where, ast.Having)):
+            stages.append(_filter(compile_condition(op.cond, constants, counters)))
+        elif isinstance(op, ast.Select):
+            stages.append(_project([
+                (it.name, compile_expr(it.expr if it.expr is not None else ast.Name(it.pos, it.name),
+                                       constants, counters))
+                for it in op.items
+            ]))
+        elif isinstance(op, ast.Emit):
+            stages.append(_project([(it.name, compile_expr(it.expr, constants, counters))
+                                    for it in op.items]))
+    return _chain(stages) if stages else None
+
+
+def stage_source(ops: list[ast.Operation], constants: Mapping[str, Any], ns: dict[str, object],
+                 counters: Counters) -> list[str]:
+    """The body lines (indented once) of a run of where/having/select/emit over the local `f`;
+    a dropped record makes the function return None."""
+    body: list[str] = []
+    for op in stage_ops(ops):
+        if isinstance(op, (ast.Where, ast.Having)):
+            body.append(f"    if not {condition_source(op.cond, constants, ns, counters, 'f')}:")
+            body.append("        return None")
+        elif isinstance(op, (ast.Select, ast.Emit)):
+            parts = []
+            for it in op.items:
+                expr = it.expr if it.expr is not None else ast.Name(it.pos, it.name)
+                parts.append(f"{it.name!r}: {expr_source(expr, constants, ns, counters, 'f')}")
+            body.append("    f = {" + ", ".join(parts) + "}")
+    return body
+
+
+def _define(src: str, ns: dict[str, object], name: str, stream: str) -> Any:
+    exec(compile(src, f"<stream {stream}>", "exec"), ns)
+    return ns[name]
+
+
+def compile_stage(ops: list[ast.Operation], constants: Mapping[str, Any], counters: Counters,
+                  stream: str) -> Stage | None:
+    """Like `compile_stage_closures`, as one generated Python function: measured 2-3x faster than
+    a chain of closures, since every expression is inlined into a single frame."""
+    if not stage_ops(ops):
+        return None
+    ns: dict[str, object] = {}
+    body = stage_source(ops, constants, ns, counters)
+    src = "def _vp_stage(f):\n" + "\n".join(body) + "\n    return f\n"
+    stage: Stage = _define(src, ns, "_vp_stage", stream)
+    return stage
+
+
+def _ignore(_out: Output) -> None:
+    return None
+
+
+def split_ops(ops: tuple[ast.Operation, ...]) -> tuple[list[ast.Operation], bool, list[ast.Operation]]:
+    """(operations before the window, whether there is a window, operations after window/aggregate).
+
+    `.partition_by` is left out (the window reads the key), and so is `.context`.
+    """
+    before: list[ast.Operation] = []
+    after: list[ast.Operation] = []
+    seen_window = False
+    for op in ops:
+        if isinstance(op, ast.Window):
+            seen_window = True
+        elif isinstance(op, (ast.PartitionBy, ast.Aggregate, ast.ContextOp)):
+            continue
+        elif seen_window:
+            after.append(op)
+        else:
+            before.append(op)
+    return before, seen_window, after
+
+
+class StreamRunner:
+    """Runs one stream. `push(origin, ts, fields)` handles one arriving record; `flush(origin)`
+    closes every window at end of input (§10.2).
+
+    `emit` and `readers` are wired by the owner, which then calls `finalize()` once: the record
+    path (the operations after the window, or all of them without one, then the hand-over to
+    `emit` and the readers) is generated as one function with those bound in.
+    """
+
+    def __init__(self, info: StreamInfo, constants: Mapping[str, Any], counters: Counters) -> None:
+        self.name = info.name
+        self.index = info.index
+        self.source = info.source
+        self.counters = counters
+        self.constants = constants
+        self.emit: Emit = _ignore
+        self.readers: list[StreamRunner] = []
+        self._seq = itertools.count()
+        self.ended = False
+        before, has_window, after = split_ops(info.ops)
+        self.pkey = info.partition_key
+        self.window: Window | None = None
+        self.agg: Any = None
+        self.kind: Any = "session" if info.window is not None and info.window.kind == "session" else "window"
+        self._pre_ops = before
+        # Operations the generated record path runs: all of them for a stream without a window.
+        self._out_ops = after if has_window else before
+        self.push: Callable[[int, int, Fields], None] = self._not_ready
+        self.out: Callable[[int, int, Fields], None] = self._not_ready
+        if not has_window:
+            return
+        spec = info.window
+        assert spec is not None
+        agg_op = next((op for op in info.ops if isinstance(op, ast.Aggregate)), None)
+        new_state: Callable[[], Any] = list
+        add: Callable[[Any, Fields], None] | None = None  # None: the window keeps its records
+        if agg_op is not None:
+            self.agg = agg = compile_aggregate(agg_op.items, constants, self.pkey, counters)
+            new_state = agg.new_state
+            add = agg.add
+        self.window = make_window(spec.kind, spec.size, spec.slide, new_state, add, counters)
+
+    def _not_ready(self, origin: int, ts: int, fields: Fields) -> None:
+        raise RuntimeError(f"stream {self.name}: finalize() was not called")
+
+    def finalize(self, enqueue: Callable[[tuple[StreamRunner, int, int, Fields]], None] | None = None,
+                 queued: Collection[StreamRunner] = ()) -> None:
+        """Generate the record path now that `emit` and `readers` are known. Records for the
+        readers in `queued` go to `enqueue` instead of a direct call (see `Dataflow`)."""
+        ns: dict[str, object] = {"_emit": self.emit, "_Output": Output, "_next": self._seq.__next__,
+                                 "_enqueue": enqueue}
+        body = stage_source(self._out_ops, self.constants, ns, self.counters)
+        body.append(f"    _emit(_Output(origin, {self.index}, _next(), {self.name!r}, 'record', ts, f))")
+        for i, reader in enumerate(self.readers):
+            ns[f"_r{i}"] = reader
+            if reader in queued:
+                body.append(f"    _enqueue((_r{i}, origin, ts, f))")
+            else:
+                body.append(f"    _r{i}.push(origin, ts, f)")
+        src = "def _vp_out(origin, ts, f):\n" + "\n".join(body) + "\n"
+        self.out = _define(src, ns, "_vp_out", self.name)
+        self.push = self.out if self.window is None else self._window_push()
+
+    # ------------------------------------------------------------------ window results
+
+    def _release(self, origin: int, closed: list[Closed]) -> None:
+        out = self.out
+        agg = self.agg
+        if agg is None:
+            for _kv, _rts, records in closed:
+                for ts, fields in records:
+                    out(origin, ts, fields)
+            return
+        emit = self.emit
+        keyed = self.pkey is not None
+        for key_value, rts, state in closed:
+            res = agg.result(state, key_value)
+            emit(Output(origin, self.index, next(self._seq), self.name, self.kind, rts, res,
+                        key_value if keyed else NO_KEY))
+            out(origin, rts, res)
+
+    # ------------------------------------------------------------------ records in
+
+    def _window_push(self) -> Callable[[int, int, Fields], None]:
+        """Generate the arrival path of a windowed stream (§8.2): watermark and due closes, the
+        operations before the window, the key, the window."""
+        window = self.window
+        assert window is not None
+        ns: dict[str, object] = {
+            "_advance": window.advance, "_add": window.add, "_release": self._release,
+            "_key_of": key_of, "_ExprError": ExprError, "_counters": self.counters,
+        }
+        body: list[str] = []
+        if window.time_based:
+            body += ["    closed = _advance(ts)", "    if closed:", "        _release(origin, closed)"]
+        body += stage_source(self._pre_ops, self.constants, ns, self.counters)
+        if self.pkey is None:
+            body.append("    released = _add(None, None, ts, f)")
+        else:
+            body += [
+                f"    kv = f.get({self.pkey!r})",
+                "    t = type(kv)",
+                "    if t is str or t is int or t is float:",
+                "        tag = kv",
+                "    else:",
+                "        try:",
+                "            tag = _key_of(kv)",
+                "        except _ExprError:",
+                "            _counters.expression_errors += 1",
+                "            return None",
+                "    released = _add(tag, kv, ts, f)",
+            ]
+        body += ["    if released:", "        _release(origin, released)"]
+        src = "def _vp_push(origin, ts, f):\n" + "\n".join(body) + "\n"
+        push: Callable[[int, int, Fields], None] = _define(src, ns, "_vp_push", self.name)
+        return push
+
+    def expire_sessions(self, now: int, origin: int) -> None:
+        """Close sessions idle for their gap of wall-clock time `now` (ms), as caused by `origin`."""
+        window = self.window
+        if isinstance(window, SessionWindow) and not self.ended:
+            closed = window.expire(now)
+            if closed:
+                self._release(origin, closed)
+
+    def flush(self, origin: int) -> None:
+        """End of this stream's input: close every window (§10.2); the stream then ends."""
+        if self.window is not None:
+            closed = self.window.flush()
+            if closed:
+                self._release(origin, closed)
+        self.ended = True
