@@ -1,0 +1,5 @@
+"""`python -m varpulis_mp` is the `varpulis-mp` command."""
+
+from varpulis_mp.cli import main
+
+main()
