@@ -30,6 +30,7 @@ conformance: install
 	$(PYTHON) $(SHARED)/conformance/check.py $(SHARED)/conformance -- $(BIN)/varpulis-mp
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
 
 clean:
