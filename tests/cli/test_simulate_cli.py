@@ -554,3 +554,36 @@ def test_missing_events_option_exits_2(tmp_path: Path) -> None:
     _clean(proc)
     assert proc.returncode == 2
     assert proc.stdout == ""
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_that_dies_fails_the_run_with_exit_1(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    import psutil
+
+    from tests.conftest import varpulis_command
+
+    program = tmp_path / "p.vpl"
+    program.write_text("context a\nstream S = R\n    .context(a)\n    .emit(v: v)\n")
+    events = tmp_path / "e.evt"
+    events.write_text("@0 R { v: 1 }\n@60000 R { v: 2 }\n")  # replayed: a minute between them
+    proc = subprocess.Popen([*varpulis_command(), "simulate", "-p", str(program), "-e", str(events),
+                             "--output", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the worker is up and has processed the first event
+        assert json.loads(first)["fields"] == {"v": 1}
+        workers = psutil.Process(proc.pid).children()
+        assert len(workers) == 1
+        workers[0].send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 1
+    assert out == ""
+    assert "context 'a'" in err and "internal error" not in err
+    assert TRACEBACK not in err

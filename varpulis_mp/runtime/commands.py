@@ -8,17 +8,26 @@ one worker process per context), which sink writes the output.
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from varpulis_mp.engine.output import Output, Summary
-from varpulis_mp.errors import Diagnostic, DiagnosticError, EventFileError, ProgramError, SourcePos, count_line
+from varpulis_mp.errors import (
+    Diagnostic,
+    DiagnosticError,
+    EventFileError,
+    ProgramError,
+    RuntimeFailure,
+    SourcePos,
+    count_line,
+)
 from varpulis_mp.io import readers
 from varpulis_mp.io.sinks import HumanSink, HumanView, JsonlSink, format_summary
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
-from varpulis_mp.runtime import affinity, replay
+from varpulis_mp.runtime import replay
 
 Action = Callable[[], int]
 
@@ -58,7 +67,7 @@ def _load(path: str) -> tuple[CheckedProgram | None, list[Diagnostic]]:
     return checked, list(checked.warnings)
 
 
-def _open_events(path: str) -> IO[bytes] | None:
+def _open_events(path: str) -> BinaryIO | None:
     if path == "-":
         return sys.stdin.buffer
     try:
@@ -118,6 +127,8 @@ class SimulateOptions:
 
 def core_warnings(checked: CheckedProgram) -> tuple[list[Diagnostic], set[str]]:
     """One warning per context whose cores are not all available here (VPL.md §3.1)."""
+    from varpulis_mp.runtime import affinity  # psutil: only where cores matter
+
     found: list[Diagnostic] = []
     unpinned: set[str] = set()
     available = affinity.available_cores()
@@ -136,6 +147,8 @@ def core_warnings(checked: CheckedProgram) -> tuple[list[Diagnostic], set[str]]:
 def _core_diagnostic(
     checked: CheckedProgram, pos: SourcePos, core: int, available: list[int], severity: Any
 ) -> Diagnostic:
+    from varpulis_mp.runtime import affinity
+
     return Diagnostic(
         path=checked.path,
         pos=pos,
@@ -172,7 +185,7 @@ def simulate(options: SimulateOptions) -> int:
 
 
 def _simulate(
-    checked: CheckedProgram, options: SimulateOptions, handle: IO[bytes], processes: bool, unpinned: set[str]
+    checked: CheckedProgram, options: SimulateOptions, handle: BinaryIO, processes: bool, unpinned: set[str]
 ) -> int:
     from varpulis_mp.engine.plan import build_plan
 
@@ -187,11 +200,22 @@ def _simulate(
         human = HumanSink(out, _human_view(checked), verbose=options.verbose, immediate=options.immediate)
         human.header(len(checked.streams), len(checked.contexts))
 
-    pacer = None if options.immediate else replay.Pacer(options.speed)
     routes = {t: frozenset(cs) for t, cs in plan.type_routes.items()}
+    # Inline, the events are paced as they are processed; with worker processes the input is
+    # paced as it is read, so that the loop merging their records never waits (see PacedSource).
+    pacer = None if options.immediate or processes else replay.Pacer(options.speed)
+    realtime = not options.immediate
     n_events = 0
+    released = 0  # origins handed over so far
+    # In real time with worker processes an event can be read before the records of the one
+    # before it are back: its line waits for them, so each event's lines follow its own line.
+    held: deque[tuple[int, int, str]] = deque()
 
     progress = replay.Progress.for_file(handle, sys.stderr)
+
+    def show_input(n: int, ts: int, type_name: str) -> None:
+        assert human is not None
+        human.input_event(n, ts, type_name, routes.get(type_name, frozenset()))
 
     def on_input(n: int, ts: int, type_name: str) -> None:
         nonlocal n_events
@@ -200,21 +224,33 @@ def _simulate(
         if pacer is not None:
             pacer.wait_for(ts)
         if human is not None and options.verbose:
-            human.input_event(n, ts, type_name, routes.get(type_name, frozenset()))
+            if realtime and (held or released < n - 1):
+                held.append((n, ts, type_name))
+            else:
+                show_input(n, ts, type_name)
 
     def on_origin(outputs: list[Output]) -> None:
+        nonlocal released
+        released += 1
         if jsonl is not None:
             jsonl.write_outputs(outputs)
+            if realtime and outputs:
+                jsonl.flush()  # replay shows each record at its moment
         elif human is not None:
             human.write_outputs(outputs, flush=bool(outputs) and outputs[0].origin > n_events)
+            while held and held[0][0] <= released + 1:
+                show_input(*held.popleft())
 
     try:
         if processes:
             from varpulis_mp.runtime.supervisor import run_processes
 
+            source: IO[bytes] | replay.PacedSource = handle
+            if not options.immediate:
+                source = replay.PacedSource(handle, options.speed)
             summary = run_processes(
                 checked,
-                handle,
+                source,  # type: ignore[arg-type]
                 display,
                 on_origin,
                 channel_capacity=options.channel_capacity,
@@ -237,6 +273,12 @@ def _simulate(
         _close_sinks(human, jsonl)
         _print_diagnostics(list(exc.diagnostics))
         return EXIT_BAD_INPUT
+    except RuntimeFailure as exc:
+        # Not an internal error: the run itself failed (a worker died, say).
+        progress.done()
+        _close_sinks(human, jsonl)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     progress.done()
     if human is not None:
         human.summary(summary, out)
@@ -296,6 +338,8 @@ def run(options: RunOptions) -> int:
         return EXIT_BAD_INPUT
     errors: list[Diagnostic] = []
     if checked.contexts:
+        from varpulis_mp.runtime import affinity
+
         available = affinity.available_cores()
         for ctx in checked.contexts:
             if ctx.cores is None:
@@ -307,8 +351,33 @@ def run(options: RunOptions) -> int:
     _print_diagnostics(diagnostics + errors)
     if errors:
         return EXIT_BAD_INPUT
-    summary: Summary = live.run_live(checked, sys.stdin.buffer, sys.stdout, options.output, options.channel_capacity)
-    sys.stderr.write(format_summary(summary))
+    out = sys.stdout
+    human: HumanSink | None = None
+    jsonl: JsonlSink | None = None
+    if options.output == "human":
+        human = HumanSink(out, _human_view(checked), verbose=False, immediate=False)
+        human.header(len(checked.streams), len(checked.contexts))
+    else:
+        jsonl = JsonlSink(out)
+
+    def on_origin(outputs: list[Output], flush: bool) -> None:
+        if human is not None:
+            human.write_outputs(outputs, flush=flush and bool(outputs))
+        elif jsonl is not None and outputs:
+            jsonl.write_outputs(outputs)
+            jsonl.flush()  # each record as soon as its event was processed
+
+    try:
+        summary: Summary = live.run_live(checked, sys.stdin.buffer, on_origin)
+    except BaseException:
+        _close_sinks(human, jsonl)
+        raise
+    if human is not None:
+        human.summary(summary, out)
+        human.close()
+    else:
+        _close_sinks(human, jsonl)
+        sys.stderr.write(format_summary(summary))
     return EXIT_OK
 
 
@@ -324,6 +393,8 @@ def plan(program_path: str, fmt: str) -> int:
         _print_diagnostics(diagnostics)
         return EXIT_BAD_INPUT
     _print_diagnostics(diagnostics)
+    from varpulis_mp.runtime import affinity
+
     built = build_plan(checked)
     available = affinity.available_cores()
     if fmt == "json":

@@ -2,26 +2,29 @@
 
 Unlike `simulate`, a bad line does not stop a live run: it is reported on standard error, counted
 by reason, and the run goes on. Records are written as soon as the event that caused them has been
-processed. Signal handlers only record the signal; the read loop notices it within a poll
+processed, and a session whose key got no record for its gap of wall-clock time closes then
+(VPL.md §8.5). Signal handlers only record the signal; the read loop notices it within a poll
 interval, stops reading, flushes every open window (VPL.md §10.2) and returns the summary.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import IO, TextIO
+from typing import IO
 
+from varpulis_mp.engine.dataflow import Dataflow
 from varpulis_mp.engine.output import Output, Summary
+from varpulis_mp.engine.plan import build_plan
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io import readers
-from varpulis_mp.io.sinks import JsonlSink
 from varpulis_mp.lang.checked import CheckedProgram
 
 MAX_LINE_BYTES = 1_048_576
@@ -43,18 +46,20 @@ def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def live_lines(fd: int, stop: _StopFlag) -> Iterator[tuple[int, bytes | None]]:
+def live_lines(fd: int, stop: _StopFlag, tick_s: float = POLL_S) -> Iterator[tuple[int, bytes | None] | None]:
     """(line number, raw line) as lines arrive; None for a line over the 1 MiB limit.
 
     Reads with os.read so that a partial line never waits for a full buffer, and polls so that a
-    signal is noticed even while no input arrives.
+    signal is noticed even while no input arrives. Yields None (a tick) whenever `tick_s` passed
+    without a line, so that the caller can look at the clock.
     """
     pending = bytearray()
     lineno = 0
     skipping = False
     while stop.signal is None:
-        ready, _, _ = select.select([fd], [], [], POLL_S)
+        ready, _, _ = select.select([fd], [], [], tick_s)
         if not ready:
+            yield None
             continue
         chunk = os.read(fd, 65536)
         if not chunk:
@@ -82,56 +87,113 @@ def live_lines(fd: int, stop: _StopFlag) -> Iterator[tuple[int, bytes | None]]:
         yield lineno + 1, bytes(pending)
 
 
+def _session_gaps_ms(flow: Dataflow) -> list[int]:
+    gaps: list[int] = []
+    for runner in flow.runners.values():
+        gap = getattr(runner.window, "gap", None)
+        if runner.kind == "session" and isinstance(gap, int):
+            gaps.append(gap)
+    return gaps
+
+
 def run_live(
-    checked: CheckedProgram, stdin: IO[bytes], stdout: TextIO, output: str, channel_capacity: int
+    checked: CheckedProgram, stdin: IO[bytes], on_origin: Callable[[list[Output], bool], None]
 ) -> Summary:
-    from varpulis_mp.runtime.local import run_local
+    """Run `checked` on the lines of `stdin` in this one process.
+
+    `on_origin(outputs, flush)` gets the outputs of each event (in canonical order within it) as
+    soon as the event was processed, the sessions closed by the wall clock (VPL.md §8.5) when they
+    close, and the outputs of the end-of-input flush with `flush` true. A live run uses one
+    process: the multiprocess driver stops at the first bad line and knows no wall-clock time.
+    """
+    plan = build_plan(checked)
+    pending: list[Output] = []
+    flow = Dataflow(checked, pending.append)
+    crossing = {name: n for name, n in plan.cross_fanout.items() if n}
+    gaps = _session_gaps_ms(flow)
+    # Idle sessions are looked for at least once per gap (and no more than every 10 ms).
+    tick_s = min(POLL_S, max(0.01, min(gaps) / 1000.0)) if gaps else POLL_S
+    cross = 0
+    unread = 0
+    n = 0
+    last_expire = time.monotonic()
+
+    def hand_over(origin_flush: bool) -> None:
+        nonlocal cross
+        out = pending[:]
+        pending.clear()
+        if crossing:
+            cross += sum(crossing.get(o.stream, 0) for o in out if o.kind == "record")
+        if len(out) > 1:
+            out.sort(key=Output.order)
+        on_origin(out, origin_flush)
 
     stop = _StopFlag()
     previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     rejected: Counter[str] = Counter()
     parser = readers.EventParser(DISPLAY_PATH, [s.name for s in checked.streams], default_time=_wall_clock_ms)
-    sink = JsonlSink(stdout)
-
-    def events() -> Iterator[readers.Event]:
-        for lineno, raw in live_lines(stdin.fileno(), stop):
-            if raw is None:
-                rejected["event line is longer than 1 MiB"] += 1
-                print(f"{DISPLAY_PATH}:{lineno}: error: event line is longer than 1 MiB", file=sys.stderr)
-                continue
-            try:
-                text = raw.decode("utf-8")
-                if text.endswith("\r"):
-                    text = text[:-1]
-                event = parser.parse_line(text, lineno)
-            except UnicodeDecodeError:
-                rejected["invalid UTF-8"] += 1
-                print(f"{DISPLAY_PATH}:{lineno}: error: invalid UTF-8", file=sys.stderr)
-                continue
-            except EventFileError as exc:
-                diagnostic = exc.diagnostics[0]
-                rejected[_reason(diagnostic.message)] += 1
-                print(diagnostic.render(), file=sys.stderr)
-                continue
-            if event is not None:
-                yield event
-
-    def on_origin(outputs: list[Output]) -> None:
-        sink.write_outputs(outputs)
-        sink.flush()
-
     try:
-        summary = run_local(checked, events(), on_origin)
+        for item in live_lines(stdin.fileno(), stop, tick_s):
+            if gaps and time.monotonic() - last_expire >= tick_s:
+                last_expire = time.monotonic()
+                flow.expire_sessions(_wall_clock_ms(), n)
+                if pending:
+                    hand_over(False)
+            if item is None:
+                continue
+            lineno, raw = item
+            event = _parse(parser, lineno, raw, rejected)
+            if event is None:
+                continue
+            n += 1
+            if event.type not in flow.event_types:
+                unread += 1
+            else:
+                flow.push_event(n, event.type, event.ts, event.fields)
+            hand_over(False)
+        flow.end_all(n + 1)
+        hand_over(True)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        sink.close()
-    summary.rejected_events = sum(rejected.values())
     for reason, count in sorted(rejected.items()):
         print(f"rejected: {count} x {reason}", file=sys.stderr)
-    return summary
+    return Summary(
+        events_processed=n,
+        unread_events=unread,
+        rejected_events=sum(rejected.values()),
+        contexts_used=plan.contexts_used,
+        cross_context_events=cross,
+        counters=flow.counters,
+    )
+
+
+def _parse(parser: readers.EventParser, lineno: int, raw: bytes | None, rejected: Counter[str]) -> readers.Event | None:
+    """The event on a line, or None for a comment; a bad line is reported, counted and skipped."""
+    if raw is None:
+        rejected["event line is longer than 1 MiB"] += 1
+        print(f"{DISPLAY_PATH}:{lineno}: error: event line is longer than 1 MiB", file=sys.stderr)
+        return None
+    try:
+        text = raw.decode("utf-8")
+        if lineno == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        if text.endswith("\r"):
+            text = text[:-1]
+        return parser.parse_line(text, lineno)
+    except UnicodeDecodeError:
+        rejected["invalid UTF-8"] += 1
+        print(f"{DISPLAY_PATH}:{lineno}: error: invalid UTF-8", file=sys.stderr)
+    except EventFileError as exc:
+        diagnostic = exc.diagnostics[0]
+        rejected[_reason(diagnostic.message)] += 1
+        print(diagnostic.render(), file=sys.stderr)
+    return None
+
+
+_NAME_RE = re.compile(r"'[A-Za-z_][A-Za-z0-9_]*'")
 
 
 def _reason(message: str) -> str:
-    # Group by the kind of problem, not by the field or value it names.
-    return message.split(" '")[0].split(": ")[0]
+    # Group by the kind of problem, not by the field, member or type it names.
+    return _NAME_RE.sub("'X'", message)

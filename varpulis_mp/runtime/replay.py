@@ -10,6 +10,9 @@ import os
 import time
 from typing import IO, TextIO
 
+from varpulis_mp.errors import EventFileError
+from varpulis_mp.io.readers import LINE_LIMIT, EventParser
+
 
 class Pacer:
     """Holds each event back until its moment: (t - t_first) / speed after processing began."""
@@ -29,6 +32,64 @@ class Pacer:
         # An event whose moment has passed (an earlier time than a previous event's) goes at once.
         if delay > 0:
             time.sleep(delay)
+
+
+class PacedSource:
+    """An event file that hands out its lines one at a time, each event line only at its moment.
+
+    For the multiprocess driver, whose input thread reads the source: pacing the reading keeps
+    the supervisor's loop free to merge and write the records of earlier events while it waits,
+    so records appear in real time. The lines are only looked at to learn their event time; any
+    problem in a line is left for the driver's own reader to report, so such a line goes on at
+    once. Without `fileno`, the driver treats it as live input and forwards it line by line.
+    """
+
+    def __init__(self, handle: IO[bytes], speed: float) -> None:
+        self._handle = handle
+        self._pacer = Pacer(speed)
+        self._parser = EventParser("<replay>")
+        self._lineno = 0
+        self._in_line = False  # inside a line longer than one read: the rest goes on unpaced
+        self._first = True
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, size: int | None = -1) -> bytes:
+        return self.read(size)
+
+    def read(self, size: int | None = -1) -> bytes:
+        # One line per read whatever the size asked for: the longest allowed line, its CR and LF.
+        limit = LINE_LIMIT + 2
+        line = self._handle.readline(limit)
+        if not line:
+            return b""
+        # A read that stops short of an LF is the last line of the file, or part of a long line.
+        complete = line.endswith(b"\n") or len(line) < limit
+        if self._in_line:
+            self._in_line = not complete
+            return line
+        self._lineno += 1
+        if not complete:
+            self._in_line = True
+            return line
+        self._pace(line)
+        return line
+
+    def _pace(self, raw: bytes) -> None:
+        if self._first:
+            self._first = False
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+        try:
+            text = raw.removesuffix(b"\n").decode("utf-8")
+            if text.endswith("\r"):
+                text = text[:-1]
+            event = self._parser.parse_line(text, self._lineno)
+        except (UnicodeDecodeError, EventFileError):
+            return
+        if event is not None:
+            self._pacer.wait_for(event.ts)
 
 
 class Progress:
