@@ -1,0 +1,125 @@
+"""The output merger: canonical order out of many workers (DESIGN.md §3).
+
+Owns what the supervisor does with the workers' output channels. Each worker sends its Outputs
+(records and window lines) followed, in band, by the progress of its streams (`PROGRESS s n`: every
+item of stream s with origin <= n has been sent) and, at the end, `EOS s`, its counters and any bad
+line it found. The merger holds the Outputs of origins not yet complete and releases origin k, sorted
+by (origin, stream index, seq), once every stream's progress has reached k; the end-of-input flush
+(origin N+1) once every stream has ended. Progress is per stream, not per worker, because contexts
+may feed each other in a cycle while streams never do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from varpulis_mp.engine.output import Counters, Output
+from varpulis_mp.errors import Diagnostic
+from varpulis_mp.runtime import wire
+
+__all__ = ["ENDED", "Merger"]
+
+ENDED = 1 << 62
+
+
+def _order(o: Output) -> tuple[int, int, int]:
+    return (o.origin, o.stream_index, o.seq)
+
+
+class Merger:
+    """Collects worker messages and hands complete origins to `on_origin_complete`, in order."""
+
+    def __init__(self, stream_names: list[str], n_workers: int, cross_fanout: dict[str, int],
+                 on_origin_complete: Callable[[list[Output]], None]) -> None:
+        self.stream_names = stream_names
+        self.on_origin_complete = on_origin_complete
+        self.fanout = {name: n for name, n in cross_fanout.items() if n}
+        self.progress: dict[str, int] = {name: 0 for name in stream_names}
+        self.ended = 0
+        self.pending: dict[int, list[Output]] = {}
+        self.released = 0  # every origin up to this one has been handed over
+        self.decoders = [wire.ShapeDecoder() for _ in range(n_workers)]
+        self.counters = Counters()
+        self.done = [False] * n_workers  # sent its final counters
+        self.errors: list[tuple[int, Diagnostic]] = []
+        self.failures: dict[int, str] = {}
+        self.cross = 0
+        self.flush_origin: int | None = None
+        self.held = 0  # outputs held now (for tests and metrics)
+
+    def handle(self, worker: int, data: bytes) -> None:
+        dec = self.decoders[worker]
+        for frame in wire.decode(data):
+            kind = frame[0]
+            if kind == wire.OUTPUTS:
+                self._outputs(frame, dec)
+            elif kind == wire.PROGRESS:
+                progress = self.progress
+                n = frame[2]
+                for name in frame[1]:
+                    if progress[name] < n:
+                        progress[name] = n
+            elif kind == wire.SHAPE:
+                dec.learn(frame)
+            elif kind == wire.EOS:
+                if self.progress[frame[1]] != ENDED:
+                    self.progress[frame[1]] = ENDED
+                    self.ended += 1
+                self.flush_origin = frame[2]
+            elif kind == wire.STATS:
+                _, expression_errors, late_events, sessions_closed = frame
+                self.counters.add(Counters(expression_errors, late_events, sessions_closed))
+                self.done[worker] = True
+            elif kind == wire.ERROR:
+                self.errors.append((frame[1], wire.decode_diagnostic(frame[2])))
+            elif kind == wire.FAIL:
+                self.failures.setdefault(worker, str(frame[1]))
+            else:
+                raise wire.WireError(f"unexpected frame kind {kind!r} from a worker")
+
+    def _outputs(self, frame: list[Any], dec: wire.ShapeDecoder) -> None:
+        outputs = wire.decode_outputs(frame, dec, self.stream_names)
+        pending = self.pending
+        released = self.released
+        for o in outputs:
+            if o.origin <= released:
+                raise wire.WireError(f"output of stream '{o.stream}' for origin {o.origin} arrived after "
+                                     f"that origin was complete")
+            lst = pending.get(o.origin)
+            if lst is None:
+                pending[o.origin] = [o]
+            else:
+                lst.append(o)
+        self.held += len(outputs)
+
+    def complete(self) -> int:
+        """The largest origin every stream has progressed to (ENDED once all streams ended)."""
+        return min(self.progress.values()) if self.progress else ENDED
+
+    def all_ended(self) -> bool:
+        return self.ended == len(self.progress)
+
+    def first_error(self) -> tuple[int, Diagnostic] | None:
+        return min(self.errors, key=lambda e: e[0]) if self.errors else None
+
+    def release(self, upto: int) -> None:
+        """Hand over every origin up to `upto` (inclusive), each once, empty ones included."""
+        pending = self.pending
+        fanout = self.fanout
+        emit = self.on_origin_complete
+        k = self.released
+        while k < upto:
+            k += 1
+            out = pending.pop(k, None)
+            if out is None:
+                self.released = k
+                emit([])
+                continue
+            if len(out) > 1:
+                out.sort(key=_order)
+            if fanout:
+                self.cross += sum(fanout.get(o.stream, 0) for o in out if o.kind == "record")
+            self.held -= len(out)
+            self.released = k
+            emit(out)

@@ -1,0 +1,479 @@
+"""The multiprocess driver: one forked worker per context, the ingress router and the output merger.
+
+Owns a run's lifecycle (DESIGN.md §2-§4). The supervisor builds the plan, creates the private run
+directory, forks one worker per context that holds streams (before any ZeroMQ context exists),
+waits until every worker is ready, then stays in one loop that never blocks in a send: it feeds
+input lines to the workers (stopping while a channel is full), merges their outputs into canonical
+order, watches the workers and handles signals. Signal handlers only enqueue; the loop dispatches.
+
+* End of input, or a first SIGTERM/SIGINT: ingress stops and every event type gets its `EOS`; the
+  streams flush in topological order as the ends travel; the run returns once every worker has
+  sent its counters and exited 0.
+* A second signal: the workers that have not finished get SIGTERM, then SIGKILL; RuntimeFailure
+  names the first context that did not finish.
+* A worker that dies: RuntimeFailure naming its context and exit status; the others are killed.
+* A bad event line (found by the router or by a worker): the origins before it are released, then
+  EventFileError; no end-of-input flush.
+
+In every case every worker is reaped and the run directory removed before returning.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import IO, Any
+
+from varpulis_mp.engine.output import Output, Summary
+from varpulis_mp.engine.plan import Plan, build_plan
+from varpulis_mp.errors import EventFileError, RuntimeFailure
+from varpulis_mp.lang.checked import CheckedProgram
+from varpulis_mp.runtime import affinity, wire
+from varpulis_mp.runtime.merger import ENDED, Merger
+from varpulis_mp.runtime.router import InputEnd, InputError, InputFailure, InputReader, Router
+from varpulis_mp.runtime.rundir import RunDir
+from varpulis_mp.runtime.transport import Receiver, Transport, batch_size_for, wait
+from varpulis_mp.runtime.worker import WorkerSpec, worker_main
+
+__all__ = ["run_processes", "worker_specs"]
+
+READY_TIMEOUT_S = 60.0
+EXIT_GRACE_S = 5.0  # how long a worker that exited 0 may take to deliver its last message
+TERM_GRACE_S = 1.0
+POLL_S = 0.05
+
+
+def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
+                  display_path: str, on_origin_complete: Callable[[list[Output]], None], *,
+                  channel_capacity: int = 1000, pin: bool = True, unpinned: set[str] | None = None,
+                  on_input_event: Callable[[int, int, str], None] | None = None) -> Summary:
+    """Run `program` over the event source with one worker process per context.
+
+    `on_origin_complete` gets each origin's Outputs in canonical order, origins increasing (empty
+    lists included), then the end-of-input flush (origin N+1). `on_input_event(origin, ts, type)`
+    is called as each event is read, before it is forwarded. Contexts named in `unpinned`, and all
+    of them when `pin` is false, run on every available core.
+    """
+    if channel_capacity < 1:
+        raise ValueError("channel_capacity must be at least 1")
+    plan = build_plan(program)
+    specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set())
+    sup = _Supervisor(program, plan, specs, events_source, display_path, on_origin_complete,
+                      on_input_event, channel_capacity)
+    return sup.run()
+
+
+def worker_specs(plan: Plan, capacity: int, display_path: str, pin: bool, unpinned: set[str]) -> list[WorkerSpec]:
+    """One WorkerSpec per context of the plan, with context names turned into indices."""
+    index = {c.name: i for i, c in enumerate(plan.contexts)}
+    n = len(plan.contexts)
+    # reach[i][j]: records of context i can reach context j; a cycle of contexts is i, j reaching each other.
+    reach = [[False] * n for _ in range(n)]
+    for i, c in enumerate(plan.contexts):
+        for dsts in c.outputs_to.values():
+            for d in dsts:
+                reach[i][index[d]] = True
+    for k in range(n):
+        for i in range(n):
+            if reach[i][k]:
+                for j in range(n):
+                    if reach[k][j]:
+                        reach[i][j] = True
+    specs: list[WorkerSpec] = []
+    for i, c in enumerate(plan.contexts):
+        cores = c.cores
+        if not pin or c.name in unpinned or (cores is not None and affinity.unavailable_core(cores) is not None):
+            cores = None
+        inputs_from = {s: index[ctx] for s, ctx in c.inputs_from.items()}
+        specs.append(WorkerSpec(
+            index=i, name=c.name, cores=list(cores) if cores else None, streams=list(c.streams),
+            event_types=list(c.event_types), inputs_from=inputs_from,
+            outputs_to={s: [index[d] for d in dsts] for s, dsts in c.outputs_to.items()},
+            cycle_peers={src for src in inputs_from.values() if reach[i][src] and reach[src][i]},
+            capacity=capacity, display_path=display_path,
+        ))
+    return specs
+
+
+class _Worker:
+    __slots__ = ("spec", "pid", "status", "exited_at")
+
+    def __init__(self, spec: WorkerSpec, pid: int) -> None:
+        self.spec = spec
+        self.pid = pid
+        self.status: int | None = None  # raw wait status once reaped
+        self.exited_at = 0.0
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exited with status {os.WEXITSTATUS(status) if os.WIFEXITED(status) else status}"
+
+
+class _Supervisor:
+    def __init__(self, program: CheckedProgram, plan: Plan, specs: list[WorkerSpec],
+                 source: str | os.PathLike[str] | IO[bytes], display_path: str,
+                 on_origin_complete: Callable[[list[Output]], None],
+                 on_input_event: Callable[[int, int, str], None] | None, capacity: int) -> None:
+        self.program = program
+        self.plan = plan
+        self.specs = specs
+        self.source = source
+        self.display_path = display_path
+        self.on_input_event = on_input_event
+        self.capacity = capacity
+        self.workers: list[_Worker] = []
+        self.signals: list[int] = []
+        self.signal_count = 0
+        self.old_handlers: dict[int, Any] = {}
+        self.transport: Transport | None = None
+        self.reader: InputReader | None = None
+        self.run_dir: RunDir | None = None
+        self.merger = Merger([s.name for s in program.streams], len(specs), plan.cross_fanout,
+                             on_origin_complete)
+        self.router: Router | None = None
+        self.outputs: list[Receiver] = []
+        self.reading = False
+        self.flush_origin: int | None = None
+        self.input_error: InputError | None = None
+        self.chunk: list[Any] | None = None
+        self.chunk_pos = 0
+        self.last_child_check = 0.0
+        self.draining = False
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> Summary:
+        try:
+            self.run_dir = RunDir()
+            self._install_signals()
+            self._fork_all()
+            self.transport = Transport(self.capacity)
+            self._await_ready()
+            self._connect()
+            self._loop()
+            self._stop_workers()
+            self._await_exits()
+            self._restore_signals()
+            return Summary(
+                events_processed=self.router.origin if self.router else 0,
+                unread_events=self.router.unread if self.router else 0,
+                contexts_used=self.plan.contexts_used,
+                cross_context_events=self.merger.cross,
+                counters=self.merger.counters,
+            )
+        finally:
+            self._restore_signals()
+            self._cleanup()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signals.append(signum)  # only enqueue; the loop handles it
+
+    def _restore_signals(self) -> None:
+        for sig, old in self.old_handlers.items():
+            signal.signal(sig, old)
+        self.old_handlers.clear()
+
+    def _fork_all(self) -> None:
+        assert self.run_dir is not None
+        parent = os.getpid()
+        # Buffered output must not be written twice (once by a child).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for spec in self.specs:
+            pid = os.fork()
+            if pid == 0:
+                worker_main(self.program, spec, self.run_dir, parent)
+            self.workers.append(_Worker(spec, pid))
+
+    def _await_ready(self) -> None:
+        assert self.transport is not None and self.run_dir is not None
+        ctl = self.transport.receiver(self.run_dir.control(), bind=True, hwm=1000)
+        ready = [False] * len(self.workers)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not all(ready):
+            self._check_children(force=True)
+            self._dispatch_signals()
+            if time.monotonic() > deadline:
+                name = self.workers[ready.index(False)].spec.name
+                raise RuntimeFailure(f"context '{name}' worker did not become ready")
+            r, _, _ = wait([ctl], [], [], POLL_S)
+            if r:
+                while (data := ctl.try_recv()) is not None:
+                    for frame in wire.decode(data):
+                        if frame[0] == wire.READY:
+                            ready[frame[1]] = True
+                        elif frame[0] == wire.FAIL:
+                            # Exit codes mean something: a worker that cannot start stops the run.
+                            name = self.workers[frame[2]].spec.name
+                            raise RuntimeFailure(f"context '{name}' worker failed to start: {frame[1]}")
+
+    def _connect(self) -> None:
+        assert self.transport is not None and self.run_dir is not None
+        t = self.transport
+        senders = [t.sender(self.run_dir.ingress(w.spec.index), bind=False) for w in self.workers]
+        self.outputs = [t.receiver(self.run_dir.output(w.spec.index), bind=False) for w in self.workers]
+        self.router = Router([w.spec.event_types for w in self.workers], senders,
+                             batch_size_for(self.capacity), self.on_input_event)
+        self.router.start()
+        routed = {ty for w in self.workers for ty in w.spec.event_types}
+        self.reader = InputReader(self.source, self.display_path, [s.name for s in self.program.streams],
+                                  routed, want_ts=self.on_input_event is not None)
+        self.reading = True
+        self.reader.start()
+
+    def _loop(self) -> None:
+        router = self.router
+        reader = self.reader
+        assert router is not None and reader is not None
+        merger = self.merger
+        outputs = self.outputs
+        if self.draining:
+            self._end_input()
+        while True:
+            self._dispatch_signals()
+            self._check_children()
+            for i, rcv in enumerate(outputs):
+                for _ in range(64):
+                    data = rcv.try_recv()
+                    if data is None:
+                        break
+                    merger.handle(i, data)
+            self._check_failures()
+            self._release()
+            if self.flush_origin is not None and merger.all_ended() and all(merger.done):
+                return
+            router.pump()
+            if self.reading:
+                self._feed()
+            fds = [reader.wake_r] if self.reading and router.idle() else []
+            wait(outputs, router.busy_senders(), fds, POLL_S)
+
+    def _feed(self) -> None:
+        """Read input while every worker's channel has room, a round of up to `batch` events at a time."""
+        router = self.router
+        reader = self.reader
+        assert router is not None and reader is not None
+        batch = router.batch
+        while self.reading and router.idle():
+            taken = 0
+            starved = False
+            while taken < batch:
+                if self.chunk is None or self.chunk_pos >= len(self.chunk):
+                    try:
+                        while os.read(reader.wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    try:
+                        item = reader.queue.get_nowait()
+                    except queue.Empty:
+                        starved = True
+                        break
+                    if isinstance(item, InputEnd):
+                        self._end_input()
+                        return
+                    if isinstance(item, InputError):
+                        self.reading = False
+                        self.input_error = item
+                        router.seal()
+                        router.pump()
+                        return
+                    if isinstance(item, InputFailure):
+                        raise item.error
+                    self.chunk = item
+                    self.chunk_pos = 0
+                pos = router.take(self.chunk, self.chunk_pos, batch - taken)
+                taken += pos - self.chunk_pos
+                self.chunk_pos = pos
+            if taken:
+                router.seal()
+                router.pump()
+            if starved or router.paced:
+                return  # let the loop hand over outputs before the next event's moment
+
+    def _end_input(self) -> None:
+        """Stop reading and send every event type's end, with the flush origin N+1."""
+        router = self.router
+        assert router is not None
+        self.reading = False
+        self.chunk = None
+        if self.reader is not None:
+            self.reader.stop()
+        self.flush_origin = router.origin + 1
+        router.seal(final=self.flush_origin)
+        router.pump()
+
+    def _release(self) -> None:
+        merger = self.merger
+        router = self.router
+        assert router is not None
+        limit = merger.complete()
+        if limit >= ENDED:
+            limit = self.flush_origin if self.flush_origin is not None else router.origin
+        else:
+            limit = min(limit, router.origin)
+        error = self._first_error()
+        if error is not None:
+            origin, exc = error
+            if self.reading:
+                # Nothing after a bad line is processed: stop reading, finish what was sent.
+                self.reading = False
+                router.seal()
+                router.pump()
+            if merger.complete() >= origin - 1:
+                merger.release(origin - 1)
+                raise exc
+            limit = min(limit, origin - 1)
+        if limit > merger.released:
+            merger.release(limit)
+
+    def _first_error(self) -> tuple[int, EventFileError] | None:
+        found: list[tuple[int, EventFileError]] = []
+        if self.input_error is not None:
+            found.append((self.input_error.origin, self.input_error.error))
+        worker_error = self.merger.first_error()
+        if worker_error is not None:
+            found.append((worker_error[0], EventFileError([worker_error[1]])))
+        return min(found, key=lambda e: e[0]) if found else None
+
+    # -- workers -------------------------------------------------------------------------------
+
+    def _check_failures(self) -> None:
+        for i, message in self.merger.failures.items():
+            raise RuntimeFailure(f"context '{self.workers[i].spec.name}' worker failed: {message}")
+
+    def _check_children(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_child_check < POLL_S:
+            return
+        self.last_child_check = now
+        for i, w in enumerate(self.workers):
+            if w.status is None:
+                try:
+                    pid, status = os.waitpid(w.pid, os.WNOHANG)
+                except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): its status is lost
+                    pid, status = w.pid, 0
+                if pid == 0:
+                    continue
+                w.status = status
+                w.exited_at = now
+            if w.status == 0 and (self.merger.done[i] or now - w.exited_at < EXIT_GRACE_S):
+                continue
+            self._drain_failure_messages()
+            detail = self.merger.failures.get(i)
+            text = f"context '{w.spec.name}' worker {_describe_status(w.status)}"
+            raise RuntimeFailure(f"{text}: {detail}" if detail else text)
+
+    def _drain_failure_messages(self) -> None:
+        # A worker that failed on purpose said why just before exiting.
+        for i, rcv in enumerate(self.outputs):
+            for _ in range(1000):
+                data = rcv.try_recv()
+                if data is None:
+                    break
+                try:
+                    self.merger.handle(i, data)
+                except Exception:  # noqa: BLE001 - the failure being reported matters more
+                    break
+
+    def _dispatch_signals(self) -> None:
+        while self.signals:
+            self.signals.pop(0)
+            self.signal_count += 1
+            if self.signal_count == 1:
+                self.handle_drain()
+            else:
+                self.handle_hard_stop()
+
+    def handle_drain(self) -> None:
+        """First SIGTERM/SIGINT: stop reading and drain as at the end of input."""
+        self.draining = True  # before every worker is ready, the loop starts the drain at once
+        if self.reading and self.router is not None:
+            self._end_input()
+
+    def handle_hard_stop(self) -> None:
+        """Second signal: end the unfinished workers (TERM, then KILL) and say which did not finish."""
+        unfinished = [w for i, w in enumerate(self.workers)
+                      if w.status is None and not (self.merger.done[i] if self.merger.done else False)]
+        self._terminate(unfinished)
+        name = unfinished[0].spec.name if unfinished else self.workers[0].spec.name
+        raise RuntimeFailure(f"stopped by a second signal before context '{name}' finished")
+
+    def _stop_workers(self) -> None:
+        """Every worker has finished: let them close their sockets and exit."""
+        router = self.router
+        assert router is not None
+        for box in router.outbox:
+            box.append(wire.encode([(wire.STOP,)]))
+        deadline = time.monotonic() + EXIT_GRACE_S
+        while not router.idle():
+            router.pump()
+            self._check_children()
+            if time.monotonic() > deadline:
+                raise RuntimeFailure("a worker did not take its stop message")
+            wait([], router.busy_senders(), [], POLL_S)
+
+    def _await_exits(self) -> None:
+        deadline = time.monotonic() + EXIT_GRACE_S
+        for w in self.workers:
+            while w.status is None:
+                pid, status = os.waitpid(w.pid, os.WNOHANG)
+                if pid:
+                    w.status = status
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeFailure(f"context '{w.spec.name}' worker did not exit after it finished")
+                time.sleep(0.005)
+            if w.status != 0:
+                raise RuntimeFailure(f"context '{w.spec.name}' worker {_describe_status(w.status)}")
+
+    def _terminate(self, workers: list[_Worker]) -> None:
+        """TERM, then KILL after a grace period; reap them all."""
+        for w in workers:
+            if w.status is None:
+                try:
+                    os.kill(w.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + TERM_GRACE_S
+        for w in workers:
+            while w.status is None:
+                pid, status = os.waitpid(w.pid, os.WNOHANG)
+                if pid:
+                    w.status = status
+                elif time.monotonic() > deadline:
+                    try:
+                        os.kill(w.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    w.status = os.waitpid(w.pid, 0)[1]
+                else:
+                    time.sleep(0.005)
+
+    def _cleanup(self) -> None:
+        if self.reader is not None:
+            self.reader.stop()
+        self._terminate([w for w in self.workers if w.status is None])
+        if self.transport is not None:
+            self.transport.close(0)
+            self.transport = None
+        if self.reader is not None:
+            self.reader.join(timeout=1.0)
+            if not self.reader.is_alive():
+                self.reader.close()  # else it is blocked reading a live source: leave its pipe open
+        if self.run_dir is not None:
+            self.run_dir.remove()

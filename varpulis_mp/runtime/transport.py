@@ -1,0 +1,145 @@
+"""Bounded PUSH/PULL channels over ZeroMQ: the only module that imports zmq.
+
+Owns socket creation, the bounds of a channel and non-blocking I/O. A channel's capacity is given
+in events; a message carries at most `batch_size` events, so both ends get a high-water mark of
+`max(1, capacity // batch_size)` messages and small kernel buffers, and a full channel makes the
+producer's `try_send` fail (backpressure, never a drop: the producer keeps the message and stops
+reading its own input).
+
+The real bound on events in flight in one channel is therefore about twice the capacity (the
+sender's and the receiver's high-water marks, each `capacity` events' worth of full batches) plus
+what the two kernel socket buffers hold (`SOCKET_BUFFER` bytes each), plus the one message each end
+has in hand. Nothing else queues: the producer never builds a second message while one is waiting.
+
+Create a `Transport` only after forking (a ZeroMQ context must never cross a fork).
+"""
+
+from __future__ import annotations
+
+import errno
+
+import zmq
+
+__all__ = ["DEFAULT_BATCH", "Receiver", "SOCKET_BUFFER", "Sender", "Transport", "batch_size_for",
+           "hwm_for", "wait"]
+
+DEFAULT_BATCH = 128
+SOCKET_BUFFER = 65536
+
+
+def batch_size_for(capacity: int) -> int:
+    """Events per message: never more than the channel capacity itself."""
+    return max(1, min(DEFAULT_BATCH, capacity))
+
+
+def hwm_for(capacity: int) -> int:
+    """High-water mark, in messages, of each end of a channel of `capacity` events."""
+    return max(1, capacity // batch_size_for(capacity))
+
+
+class Sender:
+    """The PUSH end of a channel."""
+
+    __slots__ = ("sock", "endpoint")
+
+    def __init__(self, sock: zmq.Socket[bytes], endpoint: str) -> None:
+        self.sock = sock
+        self.endpoint = endpoint
+
+    def try_send(self, data: bytes) -> bool:
+        """Queue `data` unless the channel is full; never blocks."""
+        try:
+            self.sock.send(data, zmq.NOBLOCK, copy=len(data) < 4096)
+        except zmq.Again:
+            return False
+        return True
+
+    def fileno_like(self) -> zmq.Socket[bytes]:
+        return self.sock
+
+
+class Receiver:
+    """The PULL end of a channel."""
+
+    __slots__ = ("sock", "endpoint")
+
+    def __init__(self, sock: zmq.Socket[bytes], endpoint: str) -> None:
+        self.sock = sock
+        self.endpoint = endpoint
+
+    def try_recv(self) -> bytes | None:
+        try:
+            return self.sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+
+
+class Transport:
+    """One process's ZeroMQ context and every socket it made."""
+
+    def __init__(self, capacity: int) -> None:
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
+        self.hwm = hwm_for(capacity)
+        self._socks: list[zmq.Socket[bytes]] = []
+
+    def _socket(self, kind: int, hwm: int | None) -> zmq.Socket[bytes]:
+        sock: zmq.Socket[bytes] = self.ctx.socket(kind)
+        limit = self.hwm if hwm is None else hwm
+        sock.setsockopt(zmq.SNDHWM, limit)
+        sock.setsockopt(zmq.RCVHWM, limit)
+        sock.setsockopt(zmq.SNDBUF, SOCKET_BUFFER)
+        sock.setsockopt(zmq.RCVBUF, SOCKET_BUFFER)
+        # Until told otherwise a closing socket keeps delivering what it queued (clean drain).
+        sock.setsockopt(zmq.LINGER, -1)
+        self._socks.append(sock)
+        return sock
+
+    def sender(self, endpoint: str, *, bind: bool, hwm: int | None = None) -> Sender:
+        sock = self._socket(zmq.PUSH, hwm)
+        if bind:
+            sock.bind(endpoint)
+        else:
+            sock.connect(endpoint)
+        return Sender(sock, endpoint)
+
+    def receiver(self, endpoint: str, *, bind: bool, hwm: int | None = None) -> Receiver:
+        sock = self._socket(zmq.PULL, hwm)
+        if bind:
+            sock.bind(endpoint)
+        else:
+            sock.connect(endpoint)
+        return Receiver(sock, endpoint)
+
+    def close(self, linger_ms: int | None) -> None:
+        """Close every socket and the context. `linger_ms` None waits until every queued message
+        is delivered (clean drain); 0 drops them (abort)."""
+        for sock in self._socks:
+            if not sock.closed:
+                sock.close(linger=-1 if linger_ms is None else linger_ms)
+        self._socks.clear()
+        self.ctx.term()
+
+
+def wait(receivers: list[Receiver], senders: list[Sender], fds: list[int],
+         timeout_s: float) -> tuple[set[int], set[int], set[int]]:
+    """Wait until a receiver is readable, a sender writable or an fd readable (or the timeout).
+
+    Returns the positions (in `receivers`, `senders`) and the fds that are ready.
+    """
+    poller = zmq.Poller()
+    for r in receivers:
+        poller.register(r.sock, zmq.POLLIN)
+    for s in senders:
+        poller.register(s.sock, zmq.POLLOUT)
+    for fd in fds:
+        poller.register(fd, zmq.POLLIN)
+    try:
+        events = dict(poller.poll(max(0, int(timeout_s * 1000))))
+    except zmq.ZMQError as exc:
+        if exc.errno == errno.EINTR:
+            return set(), set(), set()
+        raise
+    ready_r = {i for i, r in enumerate(receivers) if events.get(r.sock, 0) & zmq.POLLIN}
+    ready_s = {i for i, s in enumerate(senders) if events.get(s.sock, 0) & zmq.POLLOUT}
+    ready_f = {fd for fd in fds if events.get(fd, 0) & zmq.POLLIN}
+    return ready_r, ready_s, ready_f

@@ -1,0 +1,189 @@
+"""The wire format between processes: two pure functions, `encode` and `decode`, and the frames.
+
+One ZeroMQ message is a version byte followed by one msgpack array of *frames*; each frame is an
+array whose first element is its kind. Grouping several frames in one message lets a batch carry
+its data and the progress that covers it together, in order. Frames:
+
+* `START` — first message on a worker's ingress: every worker is ready, connect your producers.
+* `LINES type entries` — raw input lines of one event type, parsed by the receiving worker;
+  `entries` is flat: origin, line number, BATCH time, text, origin, ...
+* `RECORDS stream entries` — output records of one stream sent to a reading context; flat:
+  shape id, event time, origin, field values, ...
+* `SHAPE id names` — the field names of a shape id, sent once per channel before first use (input
+  events need not share a schema).
+* `PROGRESS ids n` — every item of these streams or event types with origin <= n has been sent on
+  this channel.
+* `EOS id` — this stream or event type has ended on this channel.
+* `OUTPUTS entries` — a worker's outputs for the merger; flat: origin, stream index, seq, kind
+  code, event time, shape id, values, key.
+* `STATS counters`, `ERROR origin diagnostic`, `FAIL message index` — a worker's final counters, a bad
+  event line it found, and an internal failure, in band after the data they follow.
+* `READY index pid` — control socket only: a worker has bound its endpoints.
+* `STOP` — last message on a worker's ingress: every worker has finished, so everything every
+  worker sent has been received and the sockets may close.
+
+Values are msgpack's own (nil, bool, int, float64, str, array); integers beyond msgpack's 64-bit
+range travel as an extension type holding their decimal digits. Pickle is never used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgpack
+
+from varpulis_mp.engine.output import NO_KEY, Output, OutputKind
+from varpulis_mp.errors import Diagnostic, SourcePos
+
+__all__ = [
+    "EOS", "ERROR", "FAIL", "LINES", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
+    "STATS", "STOP", "VERSION", "Frame", "ShapeDecoder", "ShapeEncoder", "WireError", "decode",
+    "decode_diagnostic", "decode_outputs", "encode", "encode_diagnostic", "encode_outputs",
+]
+
+VERSION: Final = 1
+_VERSION_BYTE: Final = bytes([VERSION])
+_BIGINT_EXT: Final = 1
+
+START: Final = 0
+LINES: Final = 1
+RECORDS: Final = 2
+SHAPE: Final = 3
+PROGRESS: Final = 4
+EOS: Final = 5
+OUTPUTS: Final = 6
+STATS: Final = 7
+ERROR: Final = 8
+FAIL: Final = 9
+READY: Final = 10
+STOP: Final = 11
+
+# A frame is a list (or tuple) whose first element is one of the kinds above.
+Frame = list[Any] | tuple[Any, ...]
+
+LINE_STRIDE: Final = 4
+RECORD_STRIDE: Final = 4
+OUTPUT_STRIDE: Final = 8
+
+# Output kinds with and without a partition key; a record never has one.
+_KIND_CODE: Final[dict[tuple[str, bool], int]] = {
+    ("record", False): 0,
+    ("window", True): 1,
+    ("session", True): 2,
+    ("window", False): 3,
+    ("session", False): 4,
+}
+_CODE_KIND: Final[list[tuple[OutputKind, bool]]] = [
+    ("record", False), ("window", True), ("session", True), ("window", False), ("session", False),
+]
+
+
+class WireError(Exception):
+    """A message that is not in this version's format (a bug or a foreign peer, never user input)."""
+
+
+def _default(obj: object) -> Any:
+    if isinstance(obj, int):
+        return msgpack.ExtType(_BIGINT_EXT, str(obj).encode("ascii"))
+    raise TypeError(f"cannot send a value of type {type(obj).__name__}")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == _BIGINT_EXT:
+        return int(data.decode("ascii"))
+    return msgpack.ExtType(code, data)
+
+
+_packer = msgpack.Packer(default=_default, use_bin_type=True, autoreset=True)
+
+
+def encode(frames: list[Frame]) -> bytes:
+    """One message holding `frames`, in order."""
+    packed: bytes = _packer.pack(frames)
+    return _VERSION_BYTE + packed
+
+
+def decode(data: bytes | memoryview) -> list[list[Any]]:
+    """The frames of one message. Raises WireError for another version or a malformed message."""
+    if len(data) < 2 or data[0] != VERSION:
+        raise WireError(f"unsupported message version {data[0] if len(data) else None!r}")
+    try:
+        frames = msgpack.unpackb(memoryview(data)[1:], raw=False, ext_hook=_ext_hook,
+                                 strict_map_key=False, use_list=True)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise WireError(f"malformed message: {exc}") from None
+    if not isinstance(frames, list):
+        raise WireError("malformed message: not a list of frames")
+    return frames
+
+
+class ShapeEncoder:
+    """Sender side of one channel: gives each distinct tuple of field names a small id."""
+
+    __slots__ = ("_ids",)
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, ...], int] = {}
+
+    def shape_id(self, names: tuple[str, ...], frames: list[Frame]) -> int:
+        """The id of `names`; appends a SHAPE frame to `frames` the first time."""
+        sid = self._ids.get(names)
+        if sid is None:
+            sid = len(self._ids)
+            self._ids[names] = sid
+            frames.append((SHAPE, sid, list(names)))
+        return sid
+
+
+class ShapeDecoder:
+    """Receiver side of one channel: remembers the names of each shape id."""
+
+    __slots__ = ("names",)
+
+    def __init__(self) -> None:
+        self.names: dict[int, list[str]] = {}
+
+    def learn(self, frame: list[Any]) -> None:
+        self.names[frame[1]] = frame[2]
+
+    def fields(self, shape_id: int, values: list[Any]) -> dict[str, Any]:
+        return dict(zip(self.names[shape_id], values, strict=True))
+
+
+def encode_outputs(outputs: list[Output], shapes: ShapeEncoder, frames: list[Frame]) -> None:
+    """Appends SHAPE frames as needed and one OUTPUTS frame carrying `outputs` to `frames`."""
+    flat: list[Any] = []
+    add = flat.extend
+    for o in outputs:
+        fields = o.fields
+        sid = shapes.shape_id(tuple(fields), frames)
+        keyed = o.key is not NO_KEY
+        add((o.origin, o.stream_index, o.seq, _KIND_CODE[(o.kind, keyed)], o.ts, sid,
+             list(fields.values()), o.key if keyed else None))
+    frames.append((OUTPUTS, flat))
+
+
+def decode_outputs(frame: list[Any], shapes: ShapeDecoder, stream_names: list[str]) -> list[Output]:
+    """The Outputs of an OUTPUTS frame; `stream_names` maps stream index to name."""
+    flat = frame[1]
+    names = shapes.names
+    codes = _CODE_KIND
+    out: list[Output] = []
+    append = out.append
+    it = iter(flat)
+    # zip over one iterator eight times walks the flat list eight items at a time, without slicing.
+    for origin, sidx, seq, code, ts, sid, values, key in zip(it, it, it, it, it, it, it, it, strict=True):
+        kind, keyed = codes[code]
+        append(Output(origin, sidx, seq, stream_names[sidx], kind, ts, dict(zip(names[sid], values, strict=False)),
+                      key if keyed else NO_KEY))
+    return out
+
+
+def encode_diagnostic(d: Diagnostic) -> list[Any]:
+    return [d.path, d.pos.line, d.pos.col, d.severity, d.message, d.source_line, d.width, d.hint]
+
+
+def decode_diagnostic(data: list[Any]) -> Diagnostic:
+    path, line, col, severity, message, source_line, width, hint = data
+    return Diagnostic(path=path, pos=SourcePos(line, col), severity=severity, message=message,
+                      source_line=source_line, width=width, hint=hint)

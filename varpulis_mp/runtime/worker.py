@@ -1,0 +1,430 @@
+"""One context's worker process: what runs in the child after the fork.
+
+Owns a worker's life: first pin its cores and arrange to die with its parent, then make its own
+ZeroMQ context, bind its inputs (ingress from the router, one channel per upstream context) and its
+output toward the merger, build the `Dataflow` of its streams and report ready. Then it parses the
+raw lines the router forwards, pushes records from upstream contexts, and sends its outputs with
+per-stream progress to the merger and its records to the contexts reading them, with progress and
+end-of-stream in band after the data they cover (DESIGN.md §2-§4). It exits 0 once every stream it
+hosts has ended and everything it sent has been delivered.
+
+Backpressure: while any of its outgoing channels is full the worker stops reading its ingress and
+the channels of upstream contexts outside its own cycle of contexts, so a slow consumer stops the
+router. Channels from contexts in the same cycle (`default -> worker -> default`) keep being read,
+since two contexts waiting for each other would otherwise wait forever; the stream graph has no
+cycle, so what they buffer is bounded by what entered the cycle before it filled.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from varpulis_mp.engine.dataflow import Dataflow
+from varpulis_mp.engine.output import Output
+from varpulis_mp.errors import EventFileError
+from varpulis_mp.io.readers import EventParser
+from varpulis_mp.lang.checked import CheckedProgram
+from varpulis_mp.runtime import affinity, wire
+from varpulis_mp.runtime.rundir import RunDir
+from varpulis_mp.runtime.transport import Receiver, Sender, Transport, batch_size_for, wait
+
+__all__ = ["MERGER", "WorkerSpec", "worker_main"]
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+_ENDED = 1 << 62  # progress of a source that has ended
+MERGER = -1  # destination key of the channel toward the merger
+
+
+@dataclass
+class WorkerSpec:
+    """Everything a worker needs besides the program, computed by the supervisor before forking."""
+
+    index: int
+    name: str
+    cores: list[int] | None  # None: run unpinned
+    streams: list[str]
+    event_types: list[str]
+    inputs_from: dict[str, int]  # stream hosted elsewhere -> index of its context
+    outputs_to: dict[str, list[int]]  # hosted stream -> indices of the other contexts reading it
+    cycle_peers: set[int] = field(default_factory=set)  # upstream contexts in a cycle with this one
+    capacity: int = 1000
+    display_path: str = "<events>"
+
+
+def _prctl(option: int, arg: int | bytes) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(option, arg, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: no parent-death signal, no process name
+
+
+def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> NoReturn:
+    """Entry point in the forked child; never returns (exits with `os._exit`)."""
+    code = 70
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the supervisor's to handle
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        if spec.cores is not None:
+            affinity.pin_current_process(spec.cores)
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(75)  # the supervisor died before the signal was armed
+        _prctl(_PR_SET_NAME, f"vmp-{spec.name}"[:15].encode())
+        code = _Worker(program, spec, run_dir, parent).run()
+    except BaseException:
+        # The supervisor reports the failure (RuntimeFailure); the traceback is for debugging only.
+        if os.environ.get("VARPULIS_MP_DEBUG"):
+            print(f"context '{spec.name}' worker failed:\n{traceback.format_exc()}", file=sys.stderr)
+        code = 70
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+class _Dest:
+    """One outgoing channel: frames being gathered for the next message, and messages not yet sent."""
+
+    __slots__ = ("sender", "shapes", "frames", "count", "outbox", "open_stream", "open_flat")
+
+    def __init__(self, sender: Sender | None) -> None:
+        self.sender = sender
+        self.shapes = wire.ShapeEncoder()
+        self.frames: list[wire.Frame] = []
+        self.count = 0
+        self.outbox: deque[bytes] = deque()
+        self.open_stream: str | None = None
+        self.open_flat: list[Any] | None = None
+
+    def add(self, frame: wire.Frame) -> None:
+        """Append a frame that is not a record batch; later records start a new batch after it."""
+        self.frames.append(frame)
+        self.open_stream = None
+        self.open_flat = None
+
+    def seal(self) -> None:
+        """Turn the gathered frames into one message."""
+        self.open_stream = None
+        self.open_flat = None
+        if self.frames:
+            self.outbox.append(wire.encode(self.frames))
+            self.frames = []
+            self.count = 0
+
+    def pump(self) -> None:
+        """Send what the channel takes now."""
+        sender = self.sender
+        if sender is None:
+            return
+        outbox = self.outbox
+        while outbox and sender.try_send(outbox[0]):
+            outbox.popleft()
+
+
+class _Worker:
+    def __init__(self, program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> None:
+        self.program = program
+        self.spec = spec
+        self.run_dir = run_dir
+        self.parent = parent
+        self.batch = batch_size_for(spec.capacity)
+        self.stream_index = {s.name: s.index for s in program.streams}
+        source = {s.name: s.source for s in program.streams}
+        hosted = set(spec.streams)
+        # A hosted stream's progress is that of the outside source its chain starts from.
+        self.root: dict[str, str] = {}
+        for name in spec.streams:
+            src = source[name]
+            while src in hosted:
+                src = source[src]
+            self.root[name] = src
+        self.progress: dict[str, int] = {src: 0 for src in self.root.values()}
+        self.sent: dict[str, int] = {name: 0 for name in spec.streams}
+        self.ended: set[str] = set()
+        self.err_origin = _ENDED
+        self.emitted: list[Output] = []
+        self.parser = EventParser(spec.display_path, [s.name for s in program.streams])
+        self.batch_time = 0
+        self.started = False
+        # Filled in by run() once the sockets exist.
+        self.dests: dict[int, _Dest] = {}
+        self.readers: dict[str, list[int]] = {name: list(dsts) for name, dsts in spec.outputs_to.items()}
+
+    # -- life ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        spec = self.spec
+        rd = self.run_dir
+        transport = Transport(spec.capacity)
+        self.ctl = transport.sender(rd.control(), bind=False, hwm=16)
+        self.ready = False
+        try:
+            ingress = transport.receiver(rd.ingress(spec.index), bind=True)
+            upstream = sorted(set(spec.inputs_from.values()))
+            peers = {src: transport.receiver(rd.peer(spec.index, src), bind=True) for src in upstream}
+            out = transport.sender(rd.output(spec.index), bind=True)
+            self.dests[MERGER] = _Dest(out)
+            for dst in sorted({d for dsts in spec.outputs_to.values() for d in dsts}):
+                self.dests[dst] = _Dest(None)  # connected on START, once every worker is ready
+            self.flow = Dataflow(self.program, self.emitted.append, hosted=spec.streams)
+            if not self.ctl.try_send(wire.encode([(wire.READY, spec.index, os.getpid())])):
+                raise RuntimeError("cannot report ready")
+            self.ready = True
+            self._loop(transport, ingress, peers)
+            self._drain(ingress)
+        except BaseException as exc:
+            self._fail(exc)
+            transport.close(500)  # long enough for the failure report, never a hang
+            raise
+        transport.close(None)
+        return 0
+
+    def _fail(self, exc: BaseException) -> None:
+        """Say why, where the supervisor listens: on the control socket before ready, else in band."""
+        message = wire.encode([(wire.FAIL, f"{type(exc).__name__}: {exc}", self.spec.index)])
+        merger = self.dests.get(MERGER)
+        if not self.ready:
+            self.ctl.try_send(message)
+        elif merger is not None and merger.sender is not None:
+            merger.sender.try_send(message)
+
+    def _loop(self, transport: Transport, ingress: Receiver, peers: dict[int, Receiver]) -> None:
+        decoders: dict[int, wire.ShapeDecoder] = {src: wire.ShapeDecoder() for src in peers}
+        ingress_dec = wire.ShapeDecoder()
+        cycle = self.spec.cycle_peers
+        dests = list(self.dests.values())
+        while len(self.ended) < len(self.spec.streams):
+            blocked = any(d.outbox for d in dests)
+            readers: list[Receiver] = []
+            owners: list[int | None] = []
+            if not blocked or not self.started:
+                readers.append(ingress)
+                owners.append(None)
+            for src, rcv in peers.items():
+                if not blocked or src in cycle:
+                    readers.append(rcv)
+                    owners.append(src)
+            writers = [d for d in dests if d.outbox and d.sender is not None]
+            ready_r, _, _ = wait(readers, [d.sender for d in writers if d.sender is not None], [], 1.0)
+            if not ready_r and not writers and os.getppid() != self.parent:
+                raise RuntimeError("the supervisor went away")
+            for pos in ready_r:
+                owner = owners[pos]
+                rcv = readers[pos]
+                # A bounded number per turn, so the outgoing side gets its turn under load.
+                for _ in range(8):
+                    data = rcv.try_recv()
+                    if data is None:
+                        break
+                    dec = ingress_dec if owner is None else decoders[owner]
+                    self._handle(wire.decode(data), dec, transport)
+                    self._seal_all()
+                    for d in dests:
+                        d.pump()
+                    if owner is None and self.started and any(d.outbox for d in dests):
+                        break
+            for d in dests:
+                d.pump()
+
+    def _drain(self, ingress: Receiver) -> None:
+        """Every hosted stream has ended: send the counters, then hold the sockets open until the
+        supervisor says every worker has finished (so nothing queued here can still be lost)."""
+        c = self.flow.counters
+        merger = self.dests[MERGER]
+        merger.add((wire.STATS, c.expression_errors, c.late_events, c.sessions_closed))
+        self._seal_all()
+        dests = list(self.dests.values())
+        stopped = False
+        while True:
+            for d in dests:
+                d.pump()
+            pending = [d.sender for d in dests if d.outbox and d.sender is not None]
+            if stopped and not pending:
+                return
+            ready, _, _ = wait([ingress], pending, [], 1.0)
+            if ready:
+                while (data := ingress.try_recv()) is not None:
+                    stopped = stopped or any(frame[0] == wire.STOP for frame in wire.decode(data))
+            if os.getppid() != self.parent:
+                raise RuntimeError("the supervisor went away")
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def _handle(self, frames: list[list[Any]], dec: wire.ShapeDecoder, transport: Transport) -> None:
+        for frame in frames:
+            kind = frame[0]
+            if kind == wire.LINES:
+                self._lines(frame[1], frame[2])
+            elif kind == wire.RECORDS:
+                self._records(frame[1], frame[2], dec)
+            elif kind == wire.SHAPE:
+                dec.learn(frame)
+            elif kind == wire.PROGRESS:
+                progress = self.progress
+                n = frame[2]
+                for src in frame[1]:
+                    if progress.get(src, _ENDED) < n:
+                        progress[src] = n
+            elif kind == wire.EOS:
+                self._eos(frame[1], frame[2])
+            elif kind == wire.START:
+                self._start(transport)
+            else:
+                raise wire.WireError(f"unexpected frame kind {kind!r} on a worker's input")
+        self._route()
+        self._progress()
+
+    def _start(self, transport: Transport) -> None:
+        self.started = True
+        for dst, dest in self.dests.items():
+            if dst != MERGER and dest.sender is None:
+                dest.sender = transport.sender(self.run_dir.peer(dst, self.spec.index), bind=False)
+
+    def _lines(self, type_name: str, flat: list[Any]) -> None:
+        parse = self.parser.parse_line
+        push = self.flow.push_event
+        limit = self.err_origin
+        route = self._route
+        emitted = self.emitted
+        it = iter(flat)
+        for origin, lineno, batch_time, text in zip(it, it, it, it, strict=True):
+            if origin >= limit:
+                continue
+            if batch_time != self.batch_time:
+                self._set_batch_time(batch_time)
+            try:
+                event = parse(text, lineno)
+            except EventFileError as exc:
+                self._bad_line(origin, exc)
+                limit = self.err_origin
+                continue
+            if event is None:
+                continue
+            push(origin, type_name, event.ts, event.fields)
+            if len(emitted) >= self.batch:
+                route()
+
+    def _set_batch_time(self, t: int) -> None:
+        # The parser keeps the BATCH time the router saw before this line; replaying a BATCH
+        # line is the parser's own way to set it.
+        self.parser.line_type_at(f"BATCH {t}", 0)
+        self.batch_time = t
+
+    def _bad_line(self, origin: int, exc: EventFileError) -> None:
+        if origin < self.err_origin:
+            self.err_origin = origin
+            self._route()
+            merger = self.dests[MERGER]
+            merger.add((wire.ERROR, origin, wire.encode_diagnostic(exc.diagnostics[0])))
+
+    def _records(self, stream: str, flat: list[Any], dec: wire.ShapeDecoder) -> None:
+        push = self.flow.push_record
+        names = dec.names
+        limit = self.err_origin
+        route = self._route
+        emitted = self.emitted
+        it = iter(flat)
+        for sid, ts, origin, values in zip(it, it, it, it, strict=True):
+            if origin >= limit:
+                continue
+            push(origin, stream, ts, dict(zip(names[sid], values, strict=False)))
+            if len(emitted) >= self.batch:
+                route()
+
+    def _eos(self, source: str, flush_origin: int) -> None:
+        if self.progress.get(source) == _ENDED:
+            return
+        self._route()
+        self.progress[source] = _ENDED
+        ended = self.flow.end(source, flush_origin)
+        self._route()
+        for name in ended:
+            self.ended.add(name)
+            self.sent[name] = _ENDED
+            frame = (wire.EOS, name, flush_origin)
+            self.dests[MERGER].add(frame)
+            for dst in self.readers.get(name, ()):
+                self.dests[dst].add(frame)
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _route(self) -> None:
+        """Hand what the streams emitted to the merger and to the contexts reading them."""
+        emitted = self.emitted
+        if not emitted:
+            return
+        merger = self.dests[MERGER]
+        batch = self.batch
+        for start in range(0, len(emitted), batch):
+            chunk = emitted[start:start + batch]
+            wire.encode_outputs(chunk, merger.shapes, merger.frames)
+            merger.count += len(chunk)
+            if merger.count >= batch:
+                merger.seal()
+        readers = self.readers
+        if readers:
+            for o in emitted:
+                if o.kind != "record":
+                    continue
+                dsts = readers.get(o.stream)
+                if dsts is None:
+                    continue
+                for dst in dsts:
+                    self._add_record(self.dests[dst], o)
+        emitted.clear()
+
+    def _add_record(self, dest: _Dest, o: Output) -> None:
+        fields = o.fields
+        if dest.open_stream != o.stream or dest.open_flat is None:
+            dest.open_flat = []
+            dest.open_stream = o.stream
+            sid = dest.shapes.shape_id(tuple(fields), dest.frames)
+            dest.frames.append((wire.RECORDS, o.stream, dest.open_flat))
+        else:
+            sid = dest.shapes.shape_id(tuple(fields), dest.frames)
+            if dest.frames[-1][0] == wire.SHAPE:
+                # A new shape frame must come before the records that use it: reopen after it.
+                dest.open_flat = []
+                dest.frames.append((wire.RECORDS, o.stream, dest.open_flat))
+        dest.open_flat.extend((sid, o.ts, o.origin, list(fields.values())))
+        dest.count += 1
+        if dest.count >= self.batch:
+            dest.seal()
+
+    def _progress(self) -> None:
+        """Pass on the progress of every hosted stream whose source moved on."""
+        progress = self.progress
+        sent = self.sent
+        cap = self.err_origin - 1
+        moved: dict[int, list[str]] = {}
+        for name, root in self.root.items():
+            if name in self.ended:
+                continue
+            n = min(progress[root], cap)
+            if n > sent[name]:
+                sent[name] = n
+                moved.setdefault(n, []).append(name)
+        for n, names in moved.items():
+            frame = (wire.PROGRESS, names, n)
+            self.dests[MERGER].add(frame)
+            by_dst: dict[int, list[str]] = {}
+            for name in names:
+                for dst in self.readers.get(name, ()):
+                    by_dst.setdefault(dst, []).append(name)
+            for dst, lst in by_dst.items():
+                self.dests[dst].add((wire.PROGRESS, lst, n))
+
+    def _seal_all(self) -> None:
+        for d in self.dests.values():
+            d.seal()
