@@ -13,9 +13,11 @@ from __future__ import annotations
 import difflib
 import os
 import random
+import re
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,10 +86,14 @@ class Stream:
         return "\n".join(lines)
 
 
-@dataclass
+@dataclass(repr=False)
 class Program:
     contexts: list[str]
     streams: list[Stream] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        # Hypothesis shows a failing example by its repr: the program text reads best.
+        return f"Program(<<<\n{self.render()}>>>)"
 
     def by_name(self, name: str) -> Stream:
         return next(s for s in self.streams if s.name == name)
@@ -159,30 +165,33 @@ def field_items(draw: st.DrawFn, fields: Fields, pool: Sequence[str]) -> tuple[l
     return items, out
 
 
-def window_spec(draw: st.DrawFn) -> tuple[str, str]:
-    """A window spec and its kind: count, sliding count, time, sliding time, session."""
+def window_spec(draw: st.DrawFn) -> str:
+    """Any window form of VPL.md §8.1: count, sliding count, time, sliding time, session."""
     kind = draw(st.sampled_from(("count", "count_sliding", "time", "time_sliding", "session")))
     if kind == "count":
-        return kind, str(draw(st.integers(1, 5)))
+        return str(draw(st.integers(1, 5)))
     if kind == "count_sliding":
         n = draw(st.integers(1, 5))
-        return kind, f"{n}, sliding: {draw(st.integers(1, n))}"
+        return f"{n}, sliding: {draw(st.integers(1, n))}"
     if kind == "time":
         d = draw(st.sampled_from(DURATIONS))
-        return kind, draw(st.sampled_from((d, d, f"tumbling {d}", f"tumbling({d})")))
+        return draw(st.sampled_from((d, d, f"tumbling {d}", f"tumbling({d})")))
     if kind == "time_sliding":
+        # At most five windows per record, so that outputs stay small.
         d = draw(st.sampled_from(DURATIONS[2:]))
         slides = [s for s in DURATIONS if DURATION_MS[d] <= 5 * DURATION_MS[s] <= 5 * DURATION_MS[d]]
-        return kind, f"{d}, sliding: {draw(st.sampled_from(slides))}"
-    return kind, f"session: {draw(st.sampled_from(SESSION_GAPS))}"
+        return f"{d}, sliding: {draw(st.sampled_from(slides))}"
+    return f"session: {draw(st.sampled_from(SESSION_GAPS))}"
 
 
 def aggregate_items(draw: st.DrawFn, fields: Fields, key: str | None) -> tuple[str, Fields]:
+    """`.aggregate(...)` over the incoming fields (numbers preferred) and the fields it makes; the
+    partition key may appear bare (VPL.md §7.2), other keys only inside `first`/`last`."""
     nums = _of_kind(fields, NUM) or sorted(fields)
     items: list[tuple[str, str]] = []
     if key is not None and draw(st.integers(0, 3)) > 0:
         items.append((key, key))
-    elif _of_kind(fields, KEY) and draw(st.booleans()):
+    elif draw(st.booleans()) and _of_kind(fields, KEY):
         items.append(("k", f"{draw(st.sampled_from(('last', 'first')))}({_of_kind(fields, KEY)[0]})"))
     calls = {"n": "count()", "s": "sum({})", "m": "max({})", "a": "avg({})", "lo": "min({})"}
     picked = draw(st.lists(st.sampled_from(sorted(calls)), min_size=1, max_size=len(calls), unique=True))
@@ -190,14 +199,15 @@ def aggregate_items(draw: st.DrawFn, fields: Fields, key: str | None) -> tuple[s
     for name in picked:
         if name in taken:
             continue
-        arg = draw(st.sampled_from(nums)) if nums else "v"
+        arg = draw(st.sampled_from(nums))
         items.append((name, calls[name].format(arg)))
     out: Fields = {name: (KEY if name == key or expr.startswith(("last", "first")) else NUM)
                    for name, expr in items}
     return ".aggregate(" + ", ".join(f"{n}: {e}" for n, e in items) + ")", out
 
 
-def pre_ops(draw: st.DrawFn, fields: Fields, count: int) -> tuple[list[str], Fields]:
+def where_select(draw: st.DrawFn, fields: Fields, count: int) -> tuple[list[str], Fields]:
+    """`count` operations, each a `.where` or a `.select`, and the fields after them."""
     ops: list[str] = []
     for _ in range(count):
         if draw(st.integers(0, 2)) < 2:
@@ -209,38 +219,38 @@ def pre_ops(draw: st.DrawFn, fields: Fields, count: int) -> tuple[list[str], Fie
 
 
 @st.composite
-def stream_body(draw: st.DrawFn, fields: Fields) -> tuple[list[str], Fields, bool]:
-    """The operations of one stream (without `.context` and `.emit`), its output fields, and
-    whether its last operation is `.aggregate`/`.having` (an `.emit` may still follow)."""
+def stream_body(draw: st.DrawFn, fields: Fields) -> tuple[list[str], Fields]:
+    """The operations of one stream (without `.context` and `.emit`) and its output fields."""
     shape = draw(st.sampled_from(("plain", "window_agg", "window_agg", "window", "partition_only")))
-    ops, fields = pre_ops(draw, fields, draw(st.integers(0 if shape != "plain" else 1, 2)))
+    ops, fields = where_select(draw, fields, draw(st.integers(0 if shape != "plain" else 1, 2)))
     if shape == "partition_only":
         ops.append(f".partition_by({draw(st.sampled_from(sorted(fields)))})")
-        more, fields = pre_ops(draw, fields, draw(st.integers(0, 1)))
-        return ops + more, fields, False
+        more, fields = where_select(draw, fields, draw(st.integers(0, 1)))
+        return ops + more, fields
     if shape == "plain":
-        return ops, fields, False
+        return ops, fields
     key: str | None = None
     if draw(st.integers(0, 3)) > 0:
         keys = _of_kind(fields, KEY)
-        key = draw(st.sampled_from(keys)) if keys and draw(st.integers(0, 4)) else \
-            draw(st.sampled_from(sorted(fields)))
+        key = draw(st.sampled_from(keys if keys and draw(st.integers(0, 4)) > 0 else sorted(fields)))
         ops.append(f".partition_by({key})")
-    _, spec = window_spec(draw)
-    ops.append(f".window({spec})")
+    ops.append(f".window({window_spec(draw)})")
     if shape == "window":
-        more, fields = pre_ops(draw, fields, draw(st.integers(0, 1)))
-        return ops + more, fields, False
+        more, fields = where_select(draw, fields, draw(st.integers(0, 1)))
+        return ops + more, fields
     agg, fields = aggregate_items(draw, fields, key)
     ops.append(agg)
     if draw(st.integers(0, 3)) == 0:
         ops.append(f".having({condition(draw, fields)})")
-    more, fields = pre_ops(draw, fields, draw(st.integers(0, 1)))
-    return ops + more, fields, True
+    more, fields = where_select(draw, fields, draw(st.integers(0, 1)))
+    return ops + more, fields
 
 
 @st.composite
 def programs(draw: st.DrawFn) -> Program:
+    """1-4 declared contexts and 2-6 streams; a stream reads A, B or an earlier stream (chains and
+    fan-outs, never a cycle) and lives in a declared context, in `default` by name, or nowhere
+    named (the implicit `default`)."""
     contexts = [f"c{i}" for i in range(draw(st.integers(1, 4)))]
     program = Program(contexts)
     placements: list[str | None] = [*contexts, "default", None, None]
@@ -248,13 +258,14 @@ def programs(draw: st.DrawFn) -> Program:
         earlier = [s.name for s in program.streams]
         source = draw(st.sampled_from([*EVENT_TYPES, *earlier, *earlier]))
         fields = EVENT_FIELDS if source in EVENT_TYPES else program.by_name(source).fields
-        ops, fields, _ = draw(stream_body(fields))
+        ops, fields = draw(stream_body(fields))
         stream = Stream(f"S{i}", source, draw(st.sampled_from(placements)),
                         draw(st.integers(0, len(ops))), ops, fields)
         form = draw(st.sampled_from(("none", "none", "plain", "items")))
-        if form != "none":
-            items, stream.fields = field_items(draw, fields, ("k", "v", "w", "x", "y", "k2")) \
-                if form == "items" else ([], fields)
+        if form == "plain":
+            stream.emit = Emit(None, [])
+        elif form == "items":
+            items, stream.fields = field_items(draw, fields, ("k", "v", "w", "x", "y", "k2"))
             stream.emit = Emit(None, items)
         program.streams.append(stream)
     # `context:` targets, chosen once the readers are known: a reader's context (explicit edge),
@@ -271,6 +282,17 @@ def programs(draw: st.DrawFn) -> Program:
         else:
             stream.emit.target = name
     return program
+
+
+def strip_contexts(source: str) -> str:
+    """VPL.md §10.3's deletion done on the text: every `context` declaration, every `.context(...)`
+    and every `context:` item of an `.emit` removed."""
+    lines = []
+    for line in source.splitlines():
+        if re.fullmatch(r"context \w+|\s*\.context\(\w+\)", line):
+            continue
+        lines.append(re.sub(r"context: \w+(, )?", "", line))
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- events
@@ -328,7 +350,7 @@ def finish(proc: subprocess.Popen[bytes], timeout: float) -> Outcome:
         # The run and its worker processes form one session of their own: end them all.
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        return Outcome(-1, out, err.decode(errors="replace") + f"\n[timed out after {timeout} s]")
+        return Outcome(-1, out, err.decode(errors="replace") + "\n[timed out]")
     return Outcome(proc.returncode, out, err.decode(errors="replace"))
 
 
@@ -346,7 +368,9 @@ def run_three_ways(folder: Path, program: Program, events: str, timeout: float =
         "inline": start(with_ctx, evt, "--inline"),
         "no contexts": start(without_ctx, evt),
     }
-    return {name: finish(proc, timeout) for name, proc in procs.items()}
+    # The three run side by side, so one deadline covers them all.
+    deadline = time.monotonic() + timeout
+    return {name: finish(proc, max(0.1, deadline - time.monotonic())) for name, proc in procs.items()}
 
 
 def _diff(a: bytes, b: bytes, a_name: str, b_name: str) -> str:
@@ -368,7 +392,6 @@ def assert_same_everywhere(outcomes: dict[str, Outcome], program: Program) -> No
             problems.append(f"{name} differs from no contexts:\n"
                             + _diff(reference.stdout, outcomes[name].stdout, "no contexts", name))
     if problems:
-        note("stdout without contexts:\n" + reference.stdout.decode(errors="replace"))
         raise AssertionError("\n\n".join(problems) + "\n\nprogram:\n" + program.render(True))
 
 
@@ -381,8 +404,11 @@ def assert_same_everywhere(outcomes: dict[str, Outcome], program: Program) -> No
 def test_random_programs_same_output_in_every_layout(program: Program, events: str) -> None:
     note("program:\n" + program.render(True))
     note("events:\n" + events)
+    assert strip_contexts(program.render(True)) == program.render(False)
     with tempfile.TemporaryDirectory(prefix="vmp-random-") as tmp:
         outcomes = run_three_ways(Path(tmp), program, events)
+    for name, outcome in outcomes.items():
+        note(f"stdout ({name}):\n{outcome.stdout.decode(errors='replace')}")
     assert_same_everywhere(outcomes, program)
 
 
