@@ -1,4 +1,4 @@
-"""Helpers shared by the multiprocess runtime tests: programs, generated inputs, both drivers."""
+"""What the multiprocess runtime tests share: programs, generated inputs, both drivers."""
 
 from __future__ import annotations
 
@@ -74,10 +74,13 @@ def track_run_dirs(monkeypatch: Any) -> list[str]:
 
 
 def wait_no_children(timeout: float = 5.0) -> list[int]:
-    """Live children of this process, polled until there are none or the timeout passes."""
+    """Children of this process, zombies included (a zombie is a child nobody reaped), polled until
+    there are none or the timeout passes."""
+    import psutil
+
     deadline = time.monotonic() + timeout
     while True:
-        left = affinity.child_pids()
+        left = [c.pid for c in psutil.Process().children()]
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.02)

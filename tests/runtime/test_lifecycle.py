@@ -325,3 +325,18 @@ def test_worker_failing_while_running_stops_the_run(tmp_path: Path, monkeypatch:
         run_processes(load(FAILING), path, "e.evt", got.append, pin=False)
     assert len(got) < 500
     assert wait_no_children() == []
+
+
+@pytest.mark.timeout(60)
+def test_an_exception_in_the_output_callback_leaves_nothing_behind(big_events: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    made = track_run_dirs(monkeypatch)
+
+    def fail(outputs: list[Output]) -> None:
+        if outputs and outputs[0].origin > 100:
+            raise BrokenPipeError("standard output closed")
+
+    with pytest.raises(BrokenPipeError):
+        run_processes(load(BIG_PROGRAM), big_events, "big.evt", fail, pin=False)
+    assert wait_no_children() == []
+    assert not os.path.exists(made[0])

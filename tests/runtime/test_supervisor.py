@@ -194,7 +194,7 @@ def test_workers_are_pinned_to_their_cores(tmp_path: Path) -> None:
     assert wait_no_children() == []
 
 
-def test_unavailable_core_helpers() -> None:
+def test_core_lists_are_checked_and_described() -> None:
     cores = affinity.available_cores()
     assert affinity.unavailable_core(cores) is None
     assert affinity.unavailable_core([cores[0], 100_000, 100_001]) == 100_000
@@ -226,4 +226,66 @@ def test_contexts_in_a_cycle_with_tiny_channels_do_not_deadlock(tmp_path: Path, 
     expected, expected_summary = run_local_file(program, path)
     got, summary = run_processes_file(program, path, channel_capacity=capacity, pin=False)
     assert summary == expected_summary
+    assert got == expected
+
+
+@pytest.mark.timeout(60)
+def test_context_with_an_unavailable_core_runs_unpinned(tmp_path: Path) -> None:
+    program = load(PINNED.replace("[0]", "[100000]").format(core=100_001))
+    path = tmp_path / "e.evt"
+    path.write_text("\n".join(f"@{i} T {{ v: {i} }}" for i in range(20)) + "\n", encoding="utf-8")
+    seen: dict[str, list[int]] = {}
+
+    def look(_: object) -> None:
+        if not seen and affinity.supports_affinity():
+            for name, pid in worker_pids_by_context().items():
+                seen[name] = affinity.process_affinity(pid)
+
+    expected, expected_summary = run_local_file(program, path)
+    got, summary = run_processes_file(program, path, pin=True)
+    assert got == expected and summary == expected_summary
+    run_processes(program, path, "e.evt", look, pin=True)
+    if affinity.supports_affinity():
+        assert seen == {"first": affinity.available_cores(), "second": affinity.available_cores()}
+
+
+def test_channel_bounds_follow_the_capacity() -> None:
+    from varpulis_mp.runtime.transport import DEFAULT_BATCH, batch_size_for, hwm_for
+
+    assert batch_size_for(1000) == DEFAULT_BATCH and hwm_for(1000) == 1000 // DEFAULT_BATCH
+    assert batch_size_for(1) == 1 and hwm_for(1) == 1
+    assert batch_size_for(50) == 50 and hwm_for(50) == 1
+    assert hwm_for(10**6) == 10**6 // DEFAULT_BATCH
+
+
+@pytest.mark.timeout(30)
+def test_ingress_classifies_lines_as_the_parser_does(tmp_path: Path) -> None:
+    from varpulis_mp.io.readers import EventParser
+    from varpulis_mp.runtime.router import InputEnd, InputReader
+
+    lines = [
+        "@5ms T { v: 1 }", "  @7s   T{ v: 2 }", "T { v: 3 }", "BATCH 2m", "T {}", "@1h U { }",
+        "@0005 T { v: 4 }", "\t@3m\tU\t{ w: 1 }", "# comment", "", "// other", "@2 Tx { a: [1, 2] }",
+        '{"type": "T", "ts": 9, "v": 5}', '@4 {"type": "U", "w": 2}', "@1 BATCH { b: 1 }",
+        "@999999999999 T { v: 6 }", "@9999999999999 T { v: 7 }", "@12s T { v: 8 }",
+    ]
+    path = tmp_path / "kinds.evt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    reader = InputReader(path, "kinds.evt", ["S"], {"T", "U", "BATCH"}, want_ts=True)
+    reader.start()
+    got: list[tuple[int, int, str, int | None]] = []
+    while True:
+        item = reader.queue.get(timeout=10)
+        if isinstance(item, InputEnd):
+            break
+        assert isinstance(item, list), item
+        got.extend((origin, lineno, type_name, ts) for origin, lineno, _, type_name, _, ts in item)
+    reader.join(5)
+    reader.close()
+    parser = EventParser("kinds.evt", ["S"])
+    expected: list[tuple[int, int, str, int | None]] = []
+    for lineno, text in enumerate(lines, 1):
+        event = parser.parse_line(text, lineno)
+        if event is not None:
+            expected.append((len(expected) + 1, lineno, event.type, event.ts))
     assert got == expected

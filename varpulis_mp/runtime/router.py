@@ -9,13 +9,16 @@ to the supervisor's loop through a bounded queue and wakes it through a pipe, so
 
 `Router` groups the lines of each round by worker and event type, adds the progress that covers
 them (every event with origin <= n has been sent) and keeps at most one message per worker; while
-any is unsent it reads no further input, so a full channel stops ingress (backpressure).
+any is unsent it reads no further input, so a full channel stops ingress (backpressure). A round
+ends at `batch` events or as soon as no further input is at hand, which takes the place of a flush
+timer: under load messages are full, under light load every event travels at once.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -24,7 +27,6 @@ from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
 from varpulis_mp.errors import EventFileError
-from varpulis_mp.io.evt_text import LineProblem, parse_at, skip_ws
 from varpulis_mp.io.readers import EventParser, iter_lines
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.transport import Sender
@@ -149,14 +151,29 @@ class InputReader(threading.Thread):
         routed = self._routed
         want_ts = self._want_ts
         size = self._chunk
+        streams = frozenset(self._streams)
+        common = _COMMON_LINE.match
+        units = _UNIT_MS
         origin = 0
         try:
             for lineno, text in iter_lines(cast(BinaryIO, source), self._path):
-                type_name = line_type(text, lineno)
-                if type_name is None:
-                    continue
+                m = common(text)
+                if m is not None and m[3] not in streams and (m[1] is not None or m[3] != "BATCH"):
+                    # The usual `@T Type {` (or `Type {`): what line_type would say, found by one match.
+                    type_name = m[3]
+                else:
+                    m = None
+                    found = line_type(text, lineno)
+                    if found is None:
+                        continue
+                    type_name = found
                 if type_name in routed:
-                    ts = _event_time(parser, text, lineno) if want_ts else None
+                    if not want_ts:
+                        ts = None
+                    elif m is not None:
+                        ts = int(m[1]) * units[m[2]] if m[1] is not None else parser.batch_time
+                    else:
+                        ts = _event_time(parser, text, lineno)
                     entry: Entry = (origin + 1, lineno, parser.batch_time, type_name, text, ts)
                 else:
                     event = parse(text, lineno)
@@ -197,17 +214,22 @@ class _BadLine(Exception):
         self.error = error
 
 
+# `@T` as line_type has already accepted it: digits and an optional unit (VPL.md §11.1).
+_AT_TIME = re.compile(r"[ \t]*@([0-9]+)(ms|s|m|h)?")
+# The common text event line, `@T Type {` or `Type {`, with a time that cannot overflow 64 bits
+# (at most 12 digits, even in hours); every other line goes through line_type.
+_COMMON_LINE = re.compile(r"[ \t]*(?:@([0-9]{1,12})(ms|s|m|h)?[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*\{")
+_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
 def _event_time(parser: EventParser, text: str, lineno: int) -> int:
     """The time of an event line that `line_type` accepted, without parsing a text event's fields."""
-    i = skip_ws(text, 0)
-    if text[i] == "@":
-        try:
-            return parse_at(text, i)[0]
-        except LineProblem:  # pragma: no cover - line_type checked it
-            pass
-    elif text[i] != "{":
+    m = _AT_TIME.match(text)
+    if m is not None:
+        return int(m[1]) * _UNIT_MS[m[2]]
+    if not text.lstrip(" \t").startswith("{"):
         return parser.batch_time
-    event = parser.parse_line(text, lineno)
+    event = parser.parse_line(text, lineno)  # a JSON event may carry its own time
     return parser.batch_time if event is None else event.ts
 
 
@@ -231,6 +253,78 @@ class Router:
         self.unread = 0
         self.ended = False
         self.paced = False  # the input callback paces events: one event per round
+        self.reader: InputReader | None = None
+        self.reading = False
+        self.flush_origin: int | None = None  # N+1 once the input has ended (or a drain began)
+        self.input_error: InputError | None = None
+        self._chunk: list[Entry] | None = None
+        self._chunk_pos = 0
+
+    def attach(self, reader: InputReader) -> None:
+        """Start reading from `reader`."""
+        self.reader = reader
+        self.reading = True
+        reader.start()
+
+    def feed(self) -> None:
+        """Read input while every worker's channel has room, a round of up to `batch` events at a time."""
+        reader = self.reader
+        assert reader is not None
+        batch = self.batch
+        while self.reading and self.idle():
+            taken = 0
+            starved = False
+            while taken < batch:
+                if self._chunk is None or self._chunk_pos >= len(self._chunk):
+                    try:
+                        while os.read(reader.wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    try:
+                        item = reader.queue.get_nowait()
+                    except queue.Empty:
+                        starved = True
+                        break
+                    if isinstance(item, InputEnd):
+                        self.end_input()
+                        return
+                    if isinstance(item, InputError):
+                        self.input_error = item
+                        self.stop_reading()
+                        return
+                    if isinstance(item, InputFailure):
+                        raise item.error
+                    self._chunk = item
+                    self._chunk_pos = 0
+                pos = self.take(self._chunk, self._chunk_pos, batch - taken)
+                taken += pos - self._chunk_pos
+                self._chunk_pos = pos
+            if taken:
+                self.seal()
+                self.pump()
+            if starved or self.paced:
+                return  # let the loop hand over outputs before the next event's moment
+
+    def end_input(self) -> None:
+        """Stop reading and send every event type's end, with the flush origin N+1."""
+        if not self.reading:
+            return
+        self.stop_reading()
+        self.flush_origin = self.origin + 1
+        self.seal(final=self.flush_origin)
+        self.pump()
+
+    def stop_reading(self) -> None:
+        """Read no further line; what was already routed still goes out."""
+        if not self.reading:
+            return
+        self.reading = False
+        self._chunk = None
+        if self.reader is not None:
+            self.reader.stop()
+        self.seal()
+        self.pump()
 
     def start(self) -> None:
         for box in self.outbox:

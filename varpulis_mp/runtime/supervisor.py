@@ -21,7 +21,6 @@ In every case every worker is reaped and the run directory removed before return
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import sys
 import threading
@@ -36,7 +35,7 @@ from varpulis_mp.errors import EventFileError, RuntimeFailure
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
 from varpulis_mp.runtime.merger import ENDED, Merger
-from varpulis_mp.runtime.router import InputEnd, InputError, InputFailure, InputReader, Router
+from varpulis_mp.runtime.router import InputReader, Router
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.transport import Receiver, Transport, batch_size_for, wait
 from varpulis_mp.runtime.worker import WorkerSpec, worker_main
@@ -140,11 +139,6 @@ class _Supervisor:
                              on_origin_complete)
         self.router: Router | None = None
         self.outputs: list[Receiver] = []
-        self.reading = False
-        self.flush_origin: int | None = None
-        self.input_error: InputError | None = None
-        self.chunk: list[Any] | None = None
-        self.chunk_pos = 0
         self.last_child_check = 0.0
         self.draining = False
 
@@ -232,8 +226,7 @@ class _Supervisor:
         routed = {ty for w in self.workers for ty in w.spec.event_types}
         self.reader = InputReader(self.source, self.display_path, [s.name for s in self.program.streams],
                                   routed, want_ts=self.on_input_event is not None)
-        self.reading = True
-        self.reader.start()
+        self.router.attach(self.reader)
 
     def _loop(self) -> None:
         router = self.router
@@ -242,7 +235,7 @@ class _Supervisor:
         merger = self.merger
         outputs = self.outputs
         if self.draining:
-            self._end_input()
+            router.end_input()
         while True:
             self._dispatch_signals()
             self._check_children()
@@ -254,68 +247,13 @@ class _Supervisor:
                     merger.handle(i, data)
             self._check_failures()
             self._release()
-            if self.flush_origin is not None and merger.all_ended() and all(merger.done):
+            if router.flush_origin is not None and merger.all_ended() and all(merger.done):
                 return
             router.pump()
-            if self.reading:
-                self._feed()
-            fds = [reader.wake_r] if self.reading and router.idle() else []
+            if router.reading:
+                router.feed()
+            fds = [reader.wake_r] if router.reading and router.idle() else []
             wait(outputs, router.busy_senders(), fds, POLL_S)
-
-    def _feed(self) -> None:
-        """Read input while every worker's channel has room, a round of up to `batch` events at a time."""
-        router = self.router
-        reader = self.reader
-        assert router is not None and reader is not None
-        batch = router.batch
-        while self.reading and router.idle():
-            taken = 0
-            starved = False
-            while taken < batch:
-                if self.chunk is None or self.chunk_pos >= len(self.chunk):
-                    try:
-                        while os.read(reader.wake_r, 4096):
-                            pass
-                    except BlockingIOError:
-                        pass
-                    try:
-                        item = reader.queue.get_nowait()
-                    except queue.Empty:
-                        starved = True
-                        break
-                    if isinstance(item, InputEnd):
-                        self._end_input()
-                        return
-                    if isinstance(item, InputError):
-                        self.reading = False
-                        self.input_error = item
-                        router.seal()
-                        router.pump()
-                        return
-                    if isinstance(item, InputFailure):
-                        raise item.error
-                    self.chunk = item
-                    self.chunk_pos = 0
-                pos = router.take(self.chunk, self.chunk_pos, batch - taken)
-                taken += pos - self.chunk_pos
-                self.chunk_pos = pos
-            if taken:
-                router.seal()
-                router.pump()
-            if starved or router.paced:
-                return  # let the loop hand over outputs before the next event's moment
-
-    def _end_input(self) -> None:
-        """Stop reading and send every event type's end, with the flush origin N+1."""
-        router = self.router
-        assert router is not None
-        self.reading = False
-        self.chunk = None
-        if self.reader is not None:
-            self.reader.stop()
-        self.flush_origin = router.origin + 1
-        router.seal(final=self.flush_origin)
-        router.pump()
 
     def _release(self) -> None:
         merger = self.merger
@@ -323,17 +261,13 @@ class _Supervisor:
         assert router is not None
         limit = merger.complete()
         if limit >= ENDED:
-            limit = self.flush_origin if self.flush_origin is not None else router.origin
+            limit = router.flush_origin if router.flush_origin is not None else router.origin
         else:
             limit = min(limit, router.origin)
         error = self._first_error()
         if error is not None:
             origin, exc = error
-            if self.reading:
-                # Nothing after a bad line is processed: stop reading, finish what was sent.
-                self.reading = False
-                router.seal()
-                router.pump()
+            router.stop_reading()  # nothing after a bad line is processed
             if merger.complete() >= origin - 1:
                 merger.release(origin - 1)
                 raise exc
@@ -343,8 +277,9 @@ class _Supervisor:
 
     def _first_error(self) -> tuple[int, EventFileError] | None:
         found: list[tuple[int, EventFileError]] = []
-        if self.input_error is not None:
-            found.append((self.input_error.origin, self.input_error.error))
+        bad_line = self.router.input_error if self.router is not None else None
+        if bad_line is not None:
+            found.append((bad_line.origin, bad_line.error))
         worker_error = self.merger.first_error()
         if worker_error is not None:
             found.append((worker_error[0], EventFileError([worker_error[1]])))
@@ -402,8 +337,8 @@ class _Supervisor:
     def handle_drain(self) -> None:
         """First SIGTERM/SIGINT: stop reading and drain as at the end of input."""
         self.draining = True  # before every worker is ready, the loop starts the drain at once
-        if self.reading and self.router is not None:
-            self._end_input()
+        if self.router is not None:
+            self.router.end_input()
 
     def handle_hard_stop(self) -> None:
         """Second signal: end the unfinished workers (TERM, then KILL) and say which did not finish."""
@@ -465,15 +400,20 @@ class _Supervisor:
                     time.sleep(0.005)
 
     def _cleanup(self) -> None:
-        if self.reader is not None:
-            self.reader.stop()
-        self._terminate([w for w in self.workers if w.status is None])
-        if self.transport is not None:
-            self.transport.close(0)
-            self.transport = None
-        if self.reader is not None:
-            self.reader.join(timeout=1.0)
-            if not self.reader.is_alive():
-                self.reader.close()  # else it is blocked reading a live source: leave its pipe open
-        if self.run_dir is not None:
-            self.run_dir.remove()
+        """Whatever happened: no worker left running or unreaped, no socket, no run directory."""
+        try:
+            if self.reader is not None:
+                self.reader.stop()
+            self._terminate([w for w in self.workers if w.status is None])
+            if self.transport is not None:
+                transport, self.transport = self.transport, None
+                transport.close(0)
+        finally:
+            try:
+                if self.reader is not None:
+                    self.reader.join(timeout=1.0)
+                    if not self.reader.is_alive():
+                        self.reader.close()  # else it is blocked reading a live source: leave its pipe
+            finally:
+                if self.run_dir is not None:
+                    self.run_dir.remove()

@@ -1,15 +1,22 @@
 """Bounded PUSH/PULL channels over ZeroMQ: the only module that imports zmq.
 
-Owns socket creation, the bounds of a channel and non-blocking I/O. A channel's capacity is given
+Owns socket creation, the bounds of a channel, non-blocking I/O and the outbox of messages built
+but not yet taken by a full channel (`Outbox`). A channel's capacity is given
 in events; a message carries at most `batch_size` events, so both ends get a high-water mark of
 `max(1, capacity // batch_size)` messages and small kernel buffers, and a full channel makes the
 producer's `try_send` fail (backpressure, never a drop: the producer keeps the message and stops
 reading its own input).
 
 The real bound on events in flight in one channel is therefore about twice the capacity (the
-sender's and the receiver's high-water marks, each `capacity` events' worth of full batches) plus
-what the two kernel socket buffers hold (`SOCKET_BUFFER` bytes each), plus the one message each end
-has in hand. Nothing else queues: the producer never builds a second message while one is waiting.
+sender's and the receiver's high-water marks, each `capacity` events' worth of full batches), plus
+the one message each end has in hand, plus what travels as bytes outside the high-water marks: the
+two kernel socket buffers (`SOCKET_BUFFER` bytes each) and ZeroMQ's own I/O batches (8 KiB each
+way). For small records the byte buffers dominate: with a capacity of 100 and records of about 15
+bytes, a stopped consumer leaves roughly ten thousand events between the router and it (two
+channels plus the bounded read-ahead of the input), and not one more is read until it resumes
+(`tests/runtime/test_lifecycle.py` measures it). Nothing else queues without bound: the router
+builds no further message for a worker while one waits, and a worker with a waiting message stops
+reading its ingress and every upstream channel outside its own cycle of contexts.
 
 Create a `Transport` only after forking (a ZeroMQ context must never cross a fork).
 """
@@ -17,14 +24,18 @@ Create a `Transport` only after forking (a ZeroMQ context must never cross a for
 from __future__ import annotations
 
 import errno
+from collections import deque
+from typing import Any
 
 import zmq
 
-__all__ = ["DEFAULT_BATCH", "Receiver", "SOCKET_BUFFER", "Sender", "Transport", "batch_size_for",
+from varpulis_mp.runtime import wire
+
+__all__ = ["DEFAULT_BATCH", "Outbox", "Receiver", "SOCKET_BUFFER", "Sender", "Transport", "batch_size_for",
            "hwm_for", "wait"]
 
 DEFAULT_BATCH = 128
-SOCKET_BUFFER = 65536
+SOCKET_BUFFER = 32 * 1024
 
 
 def batch_size_for(capacity: int) -> int:
@@ -49,13 +60,10 @@ class Sender:
     def try_send(self, data: bytes) -> bool:
         """Queue `data` unless the channel is full; never blocks."""
         try:
-            self.sock.send(data, zmq.NOBLOCK, copy=len(data) < 4096)
+            self.sock.send(data, zmq.NOBLOCK, copy=len(data) < 65536)
         except zmq.Again:
             return False
         return True
-
-    def fileno_like(self) -> zmq.Socket[bytes]:
-        return self.sock
 
 
 class Receiver:
@@ -91,6 +99,9 @@ class Transport:
         sock.setsockopt(zmq.RCVBUF, SOCKET_BUFFER)
         # Until told otherwise a closing socket keeps delivering what it queued (clean drain).
         sock.setsockopt(zmq.LINGER, -1)
+        # A peer may connect just before the other end binds (a worker's control socket): retry
+        # soon rather than after ZeroMQ's default 100 ms.
+        sock.setsockopt(zmq.RECONNECT_IVL, 10)
         self._socks.append(sock)
         return sock
 
@@ -143,3 +154,45 @@ def wait(receivers: list[Receiver], senders: list[Sender], fds: list[int],
     ready_s = {i for i, s in enumerate(senders) if events.get(s.sock, 0) & zmq.POLLOUT}
     ready_f = {fd for fd in fds if events.get(fd, 0) & zmq.POLLIN}
     return ready_r, ready_s, ready_f
+
+
+class Outbox:
+    """One outgoing channel of a worker: frames gathered for the next message, messages not yet sent.
+
+    `open_stream`/`open_flat` are the record batch still open for appending (RECORDS frames).
+    """
+
+    __slots__ = ("sender", "shapes", "frames", "count", "outbox", "open_stream", "open_flat")
+
+    def __init__(self, sender: Sender | None) -> None:
+        self.sender = sender
+        self.shapes = wire.ShapeEncoder()
+        self.frames: list[wire.Frame] = []
+        self.count = 0
+        self.outbox: deque[bytes] = deque()
+        self.open_stream: str | None = None
+        self.open_flat: list[Any] | None = None
+
+    def add(self, frame: wire.Frame) -> None:
+        """Append a frame that is not a record batch; later records start a new batch after it."""
+        self.frames.append(frame)
+        self.open_stream = None
+        self.open_flat = None
+
+    def seal(self) -> None:
+        """Turn the gathered frames into one message."""
+        self.open_stream = None
+        self.open_flat = None
+        if self.frames:
+            self.outbox.append(wire.encode(self.frames))
+            self.frames = []
+            self.count = 0
+
+    def pump(self) -> None:
+        """Send what the channel takes now."""
+        sender = self.sender
+        if sender is None:
+            return
+        outbox = self.outbox
+        while outbox and sender.try_send(outbox[0]):
+            outbox.popleft()

@@ -22,7 +22,6 @@ import os
 import signal
 import sys
 import traceback
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -33,7 +32,7 @@ from varpulis_mp.io.readers import EventParser
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
 from varpulis_mp.runtime.rundir import RunDir
-from varpulis_mp.runtime.transport import Receiver, Sender, Transport, batch_size_for, wait
+from varpulis_mp.runtime.transport import Outbox, Receiver, Transport, batch_size_for, wait
 
 __all__ = ["MERGER", "WorkerSpec", "worker_main"]
 
@@ -93,45 +92,6 @@ def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, pare
             os._exit(code)
 
 
-class _Dest:
-    """One outgoing channel: frames being gathered for the next message, and messages not yet sent."""
-
-    __slots__ = ("sender", "shapes", "frames", "count", "outbox", "open_stream", "open_flat")
-
-    def __init__(self, sender: Sender | None) -> None:
-        self.sender = sender
-        self.shapes = wire.ShapeEncoder()
-        self.frames: list[wire.Frame] = []
-        self.count = 0
-        self.outbox: deque[bytes] = deque()
-        self.open_stream: str | None = None
-        self.open_flat: list[Any] | None = None
-
-    def add(self, frame: wire.Frame) -> None:
-        """Append a frame that is not a record batch; later records start a new batch after it."""
-        self.frames.append(frame)
-        self.open_stream = None
-        self.open_flat = None
-
-    def seal(self) -> None:
-        """Turn the gathered frames into one message."""
-        self.open_stream = None
-        self.open_flat = None
-        if self.frames:
-            self.outbox.append(wire.encode(self.frames))
-            self.frames = []
-            self.count = 0
-
-    def pump(self) -> None:
-        """Send what the channel takes now."""
-        sender = self.sender
-        if sender is None:
-            return
-        outbox = self.outbox
-        while outbox and sender.try_send(outbox[0]):
-            outbox.popleft()
-
-
 class _Worker:
     def __init__(self, program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> None:
         self.program = program
@@ -158,7 +118,7 @@ class _Worker:
         self.batch_time = 0
         self.started = False
         # Filled in by run() once the sockets exist.
-        self.dests: dict[int, _Dest] = {}
+        self.dests: dict[int, Outbox] = {}
         self.readers: dict[str, list[int]] = {name: list(dsts) for name, dsts in spec.outputs_to.items()}
 
     # -- life ----------------------------------------------------------------------------------
@@ -174,9 +134,9 @@ class _Worker:
             upstream = sorted(set(spec.inputs_from.values()))
             peers = {src: transport.receiver(rd.peer(spec.index, src), bind=True) for src in upstream}
             out = transport.sender(rd.output(spec.index), bind=True)
-            self.dests[MERGER] = _Dest(out)
+            self.dests[MERGER] = Outbox(out)
             for dst in sorted({d for dsts in spec.outputs_to.values() for d in dsts}):
-                self.dests[dst] = _Dest(None)  # connected on START, once every worker is ready
+                self.dests[dst] = Outbox(None)  # connected on START, once every worker is ready
             self.flow = Dataflow(self.program, self.emitted.append, hosted=spec.streams)
             if not self.ctl.try_send(wire.encode([(wire.READY, spec.index, os.getpid())])):
                 raise RuntimeError("cannot report ready")
@@ -292,28 +252,60 @@ class _Worker:
                 dest.sender = transport.sender(self.run_dir.peer(dst, self.spec.index), bind=False)
 
     def _lines(self, type_name: str, flat: list[Any]) -> None:
-        parse = self.parser.parse_line
-        push = self.flow.push_event
+        """Parse and push raw lines; runs of lines with the same BATCH time are parsed as one block
+        (the parser's fast path), each event found again by its index in the run."""
         limit = self.err_origin
-        route = self._route
-        emitted = self.emitted
+        origins: list[int] = []
+        linenos: list[int] = []
+        texts: list[str] = []
+        run_time = self.batch_time
         it = iter(flat)
         for origin, lineno, batch_time, text in zip(it, it, it, it, strict=True):
             if origin >= limit:
-                continue
+                break  # lines come in origin order: none after a bad line is processed
+            if batch_time != run_time and texts:
+                self._run(type_name, origins, linenos, texts)
+                origins, linenos, texts = [], [], []
+                limit = self.err_origin
+                if origin >= limit:
+                    break
+            run_time = batch_time
             if batch_time != self.batch_time:
                 self._set_batch_time(batch_time)
+            origins.append(origin)
+            linenos.append(lineno)
+            texts.append(text)
+        if texts:
+            self._run(type_name, origins, linenos, texts)
+
+    def _run(self, type_name: str, origins: list[int], linenos: list[int], texts: list[str]) -> None:
+        push = self.flow.push_event
+        route = self._route
+        emitted = self.emitted
+        batch = self.batch
+        done = 0  # lines handled so far
+        try:
+            for event in self.parser.parse_block("\n".join(texts), 0):
+                k = event.line
+                push(origins[k], type_name, event.ts, event.fields)
+                done = k + 1
+                if len(emitted) >= batch:
+                    route()
+        except EventFileError:
+            # Positions in a block are indexes into the run: go on line by line from the first
+            # line not handled, so the bad line is reported at its own line and origin.
+            self._one_by_one(type_name, origins[done:], linenos[done:], texts[done:])
+
+    def _one_by_one(self, type_name: str, origins: list[int], linenos: list[int], texts: list[str]) -> None:
+        parse = self.parser.parse_line
+        for origin, lineno, text in zip(origins, linenos, texts, strict=True):
             try:
                 event = parse(text, lineno)
             except EventFileError as exc:
                 self._bad_line(origin, exc)
-                limit = self.err_origin
-                continue
-            if event is None:
-                continue
-            push(origin, type_name, event.ts, event.fields)
-            if len(emitted) >= self.batch:
-                route()
+                return
+            if event is not None:
+                self.flow.push_event(origin, type_name, event.ts, event.fields)
 
     def _set_batch_time(self, t: int) -> None:
         # The parser keeps the BATCH time the router saw before this line; replaying a BATCH
@@ -384,7 +376,7 @@ class _Worker:
                     self._add_record(self.dests[dst], o)
         emitted.clear()
 
-    def _add_record(self, dest: _Dest, o: Output) -> None:
+    def _add_record(self, dest: Outbox, o: Output) -> None:
         fields = o.fields
         if dest.open_stream != o.stream or dest.open_flat is None:
             dest.open_flat = []
