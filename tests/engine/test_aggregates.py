@@ -40,7 +40,13 @@ def agg(
     state = plan.new_state()
     for r in records:
         plan.add(state, r)
+    before = c.expression_errors
     got = plan.result(state, key_value)
+    # The generated result and the interpreted one agree, errors included.
+    errors = c.expression_errors
+    assert same(plan.result_interpreted(state, key_value), got)
+    assert c.expression_errors - errors == errors - before
+    c.expression_errors = errors
     c2 = Counters()
     want = results_from_scratch(items, constants or {}, key, c2, records, key_value)
     assert list(got) == list(exprs)
@@ -60,7 +66,7 @@ def same(a: object, b: object, rel: float = 0.0) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y, rel) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
+        return len(a) == len(b) and all(same(x, y, rel) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type, call-overload]
     if isinstance(a, float) and rel:
         return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)  # type: ignore[arg-type]
     return a == b
@@ -335,6 +341,9 @@ def _check_agrees(values: list[object], funcs: list[str], exact: bool) -> None:
     want = results_from_scratch(items, {}, None, c2, records, None)
     assert same(got, want, 0.0 if exact else 1e-9), (got, want)
     assert c.expression_errors == c2.expression_errors
+    c3 = Counters()
+    plan3 = compile_aggregate(items, {}, None, c3)
+    assert same(plan3.result_interpreted(state, None), got) and c3.expression_errors == c.expression_errors
 
 
 @pytest.mark.parametrize("kind", list(value_strategies))

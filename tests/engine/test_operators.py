@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from varpulis_mp.engine.dataflow import Dataflow
 from varpulis_mp.engine.operators import compile_stage, compile_stage_closures, split_ops
 from varpulis_mp.engine.output import NO_KEY, Counters, Output
 from varpulis_mp.lang.checked import CheckedProgram
@@ -167,3 +170,98 @@ def test_late_key_gets_no_place_in_key_order() -> None:
 def test_seq_counts_window_lines_and_records() -> None:
     outs, _ = run("stream S = T.window(1).aggregate(n: count())", [("T", 1, {}), ("T", 2, {})])
     assert [o.seq for o in outs] == [0, 1, 2, 3]
+
+
+# ---------------------------------------------------------------- generated window paths
+
+# Programs whose windows have a generated path (tumbling time and count windows, with and
+# without `.aggregate`, keyed or not, with operations before and after, read by another stream),
+# plus windows that keep the method path (sliding, session), for the comparison below.
+_WINDOWED = [
+    "stream S = T.partition_by(k).window(3).aggregate(k: k, n: count(), a: avg(v), lo: min(v), hi: max(v),"
+    " s: sum(v), f: first(v), l: last(v), c: count(v), d: count_distinct(v), sd: stddev(v), e: ema(v, 3),"
+    " x: avg(v) * 2 + count(), w: sum(w) / count(w)).where(n > 1)\nstream R = S.where(a > 0)",
+    "stream S = T.partition_by(k).window(20ms).aggregate(k: k, n: count(), a: avg(v), hi: max(v), lo: min(v),"
+    " vs: var_samp(v), l: last(w))",
+    "stream S = T.where(v != 0).window(30ms).aggregate(n: count(), m: max(v), kk: first(k))\nstream R = S.select(n)",
+    "stream S = T.window(4).aggregate(n: count(), m: min(v), d: count_distinct(k))",
+    "stream S = T.partition_by(k).window(2).where(v > 0)\nstream R = S.partition_by(k).window(15ms)",
+    "stream S = T.partition_by(k).window(20ms, sliding: 10ms).aggregate(k: k, n: count(), a: avg(v))",
+    "stream S = T.partition_by(k).window(session: 10ms).aggregate(k: k, n: count(), s: sum(v))",
+    "stream S = T.partition_by(k).window(3, sliding: 2).aggregate(k: k, hi: max(v))",
+    # two event types (run_local's loop with a lookup per type), two readers of T (its general loop)
+    "stream S = T.window(3).aggregate(n: count(), a: avg(v))\nstream Q = U.partition_by(k).window(2)",
+    "stream S = T.partition_by(k).window(2).aggregate(k: k, n: count())\nstream Q = T.where(v > 0)",
+]
+
+_KEYS = st.sampled_from(["a", "b", 1, 1.0, 2, True, None, [1]])
+_VALUES = st.one_of(st.integers(-5, 5), st.floats(-10, 10, allow_nan=False), st.sampled_from(["x", "y", None, True]))
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> list[Event]:
+    n = draw(st.integers(0, 60))
+    out: list[Event] = []
+    ts = 0
+    for _ in range(n):
+        ts = max(0, ts + draw(st.integers(-25, 12)))  # out of order and late records too
+        fields: dict[str, Any] = {}
+        for name, values in (("k", _KEYS), ("v", _VALUES), ("w", _VALUES)):
+            if draw(st.integers(0, 9)):
+                fields[name] = draw(values)
+        out.append((draw(st.sampled_from(["T", "T", "T", "U"])), ts, fields))
+    return out
+
+
+def _through(program: CheckedProgram, events: list[Event], inline: bool) -> tuple[list[Any], tuple[int, ...]]:
+    got: list[Output] = []
+    flow = Dataflow(program, got.append, inline=inline)
+    for n, (type_name, ts, fields) in enumerate(events, 1):
+        flow.push_event(n, type_name, ts, fields)
+    flow.end_all(len(events) + 1)
+    c = flow.counters
+    rows = [(o.origin, o.stream_index, o.seq, o.stream, o.kind, o.ts, repr(o.fields), repr(o.key)) for o in got]
+    return rows, (c.expression_errors, c.late_events, c.sessions_closed)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_WINDOWED), _events())
+def test_generated_window_paths_match_the_method_paths(src: str, events: list[Event]) -> None:
+    program = load(src)
+    assert _through(program, events, inline=True) == _through(program, events, inline=False)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_WINDOWED), _events(), st.booleans())
+def test_run_local_batches_match_a_plain_dataflow_run(src: str, events: list[Event], skip_empty: bool) -> None:
+    """run_local's input loop (batch per origin, sorting skipped where one stream produces all of
+    it, `skip_empty`) against the outputs of a plain Dataflow run sorted canonically."""
+    program = load(src)
+    batches: list[list[Output]] = []
+    summary = run_local(program, events, batches.append, skip_empty=skip_empty)
+    if skip_empty:
+        assert all(batches[:-1])
+    else:
+        assert len(batches) == len(events) + 1
+    got = [o for batch in batches for o in batch]
+    want: list[Output] = []
+    flow = Dataflow(program, want.append, inline=False)
+    for n, (type_name, ts, fields) in enumerate(events, 1):
+        flow.push_event(n, type_name, ts, fields)
+    flow.end_all(len(events) + 1)
+    want.sort(key=Output.order)
+    assert [repr(o) for o in got] == [repr(o) for o in want]
+    assert summary.events_processed == len(events)
+    assert summary.unread_events == sum(1 for e in events if e[0] not in flow.event_types)
+
+
+def test_generated_tumbling_path_late_at_the_watermark_and_back_in_order() -> None:
+    """A record for the window ending exactly at the watermark is late (that window closed), even
+    though its key's last instance is that window; an older window still open takes records."""
+    program = load("stream S = T.partition_by(k).window(20ms).aggregate(k: k, n: count())")
+    events: list[Event] = [("T", 0, {"k": "a"}), ("T", 25, {"k": "b"}), ("T", 20, {"k": "a"}),
+                           ("T", 19, {"k": "a"}), ("T", 39, {"k": "a"}), ("T", 40, {"k": "a"}),
+                           ("T", 21, {"k": "a"}), ("T", 30, {"k": "b"})]
+    rows, counters = _through(program, events, inline=True)
+    assert (rows, counters) == _through(program, events, inline=False)
+    assert counters == (0, 3, 0)

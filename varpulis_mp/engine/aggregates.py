@@ -132,81 +132,81 @@ def _initial_slots(name: str) -> str:
     raise ValueError(name)
 
 
-def _update_lines(name: str, k: int, v: str, ema_k: float) -> list[str]:
-    """Statements adding the non-null value in variable `v` to the slots from offset k."""
-    num = f"(type({v}) is float or type({v}) is int)"
+Parts = tuple[list[str], list[str], list[str]]
+
+
+def _update_parts(name: str, k: int, v: str, ema_k: float) -> Parts:
+    """Statements adding the non-null value in variable `v` to the slots from offset k, for each
+    kind of value: (Int or Float, String, anything else). Split so that the calls sharing an
+    argument test its type once (`_add_group`)."""
     if name == "count":
-        return [f"S[{k}] += 1"]
+        same = [f"S[{k}] += 1"]
+        return same, same, same
     if name in ("sum", "avg"):
-        return [
-            f"if {num}:",
-            f"    S[{k}] = S[{k}] + {v}",
-            f"    S[{k + 1}] += 1",
-            "else:",
-            f"    S[{k + 2}] = True",
-        ]
+        bad = [f"S[{k + 2}] = True"]
+        return [f"S[{k}] = S[{k}] + {v}", f"S[{k + 1}] += 1"], bad, bad
     if name in ("min", "max"):
         cmp = "<" if name == "min" else ">"
-        return [
-            f"if {num}:",
-            f"    if S[{k + 1}] == 1:",
-            f"        if {v} {cmp} S[{k}]:",
-            f"            S[{k}] = {v}",
-            f"    elif S[{k + 1}] == 0:",
-            f"        S[{k}] = {v}",
-            f"        S[{k + 1}] = 1",
-            "    else:",
-            f"        S[{k + 1}] = 3",
-            f"elif type({v}) is str:",
-            f"    if S[{k + 1}] == 2:",
-            f"        if {v} {cmp} S[{k}]:",
-            f"            S[{k}] = {v}",
-            f"    elif S[{k + 1}] == 0:",
-            f"        S[{k}] = {v}",
-            f"        S[{k + 1}] = 2",
-            "    else:",
-            f"        S[{k + 1}] = 3",
-            "else:",
-            f"    S[{k + 1}] = 3",
-        ]
-    if name == "first":
-        return [f"if S[{k}] is _EMPTY:", f"    S[{k}] = {v}"]
-    if name == "last":
-        return [f"S[{k}] = {v}"]
+
+        def ordered(kind: int) -> list[str]:
+            return [
+                f"if S[{k + 1}] == {kind}:",
+                f"    if {v} {cmp} S[{k}]:",
+                f"        S[{k}] = {v}",
+                f"elif S[{k + 1}] == 0:",
+                f"    S[{k}] = {v}",
+                f"    S[{k + 1}] = {kind}",
+                "else:",
+                f"    S[{k + 1}] = 3",
+            ]
+
+        return ordered(1), ordered(2), [f"S[{k + 1}] = 3"]
+    if name in ("first", "last"):
+        same = [f"if S[{k}] is _EMPTY:", f"    S[{k}] = {v}"] if name == "first" else [f"S[{k}] = {v}"]
+        return same, same, same
     if name in _VARIANCE_FUNCS:
+        bad = [f"S[{k + 3}] = True"]
         return [
-            f"if type({v}) is float:",
-            f"    _x = {v}",
-            f"elif type({v}) is int:",
-            f"    _x = float({v})",
-            "else:",
-            f"    S[{k + 3}] = True",
-            "    _x = None",
-            "if _x is not None:",
-            f"    _n = S[{k}] + 1",
-            f"    S[{k}] = _n",
-            f"    _m = S[{k + 1}]",
-            "    _d = _x - _m",
-            "    _m = _m + _d / _n",
-            f"    S[{k + 1}] = _m",
-            f"    S[{k + 2}] = S[{k + 2}] + _d * (_x - _m)",
-        ]
+            f"_x = float({v})",
+            f"_n = S[{k}] + 1",
+            f"S[{k}] = _n",
+            f"_m = S[{k + 1}]",
+            "_d = _x - _m",
+            "_m = _m + _d / _n",
+            f"S[{k + 1}] = _m",
+            f"S[{k + 2}] = S[{k + 2}] + _d * (_x - _m)",
+        ], bad, bad
     if name == "count_distinct":
-        return [
-            f"S[{k}].add({v} if type({v}) is str or type({v}) is int or type({v}) is float "
-            f"else _value_key({v}))"
-        ]
+        direct = [f"S[{k}].add({v})"]
+        return direct, direct, [f"S[{k}].add(_value_key({v}))"]
     if name == "ema":
         kk = V.format_float(ema_k)
         one_minus = V.format_float(1 - ema_k)
+        bad = [f"S[{k + 1}] = True"]
         return [
-            f"if {num}:",
-            f"    _x = float({v})",
-            f"    S[{k}] = _x if S[{k}] is _EMPTY else {kk} * _x + {one_minus} * S[{k}]",
-            "else:",
-            f"    S[{k + 1}] = True",
-        ]
+            f"_x = float({v})",
+            f"S[{k}] = _x if S[{k}] is _EMPTY else {kk} * _x + {one_minus} * S[{k}]",
+        ], bad, bad
     raise ValueError(name)
+
+
+def _add_group(v: str, parts: list[Parts]) -> list[str]:
+    """The statements adding the value in `v` (if not null) for every call in `parts`, with one
+    test of its type."""
+    num = [line for p in parts for line in p[0]]
+    text = [line for p in parts for line in p[1]]
+    other = [line for p in parts for line in p[2]]
+
+    def block(lines: list[str]) -> list[str]:
+        return ["        " + line for line in lines] or ["        pass"]
+
+    out = [f"if {v} is not None:"]
+    if num == text == other:
+        return out + ["    " + line for line in num]
+    out += [f"    _t = type({v})", "    if _t is float or _t is int:", *block(num)]
+    if text != other:
+        out += ["    elif _t is str:", *block(text)]
+    return out + ["    else:", *block(other)]
 
 
 def _finite(x: float) -> float:
@@ -263,6 +263,37 @@ def _result(name: str, st: list[Any]) -> object:
     raise ValueError(name)
 
 
+def _result_lines(name: str, lo: int, hi: int, state: str, out: str) -> list[str]:
+    """Statements setting `out` to the value of one call from its slots, as `_result` computes
+    it, or to None counting one error where `_result` raises ExprError. Counting, averaging,
+    min/max and first/last are inline (the calls worth it); the others go through `_result`."""
+    err = "    _vpA_C.expression_errors += 1"
+    if name == "count":
+        return [f"{out} = {state}[{lo}]"]
+    if name == "count_distinct":
+        return [f"{out} = len({state}[{lo}])"]
+    if name == "avg":
+        return [
+            f"if {state}[{lo + 2}]:", err, f"    {out} = None",
+            f"elif {state}[{lo + 1}] == 0:", f"    {out} = None",
+            "else:",
+            f"    {out} = {state}[{lo}] / {state}[{lo + 1}]",
+            f"    if {out} - {out} != 0.0:", "    " + err, f"        {out} = None",
+        ]
+    if name in ("min", "max"):
+        return [
+            f"if {state}[{lo + 1}] == 3:", err, f"    {out} = None",
+            f"elif {state}[{lo + 1}] == 0:", f"    {out} = None",
+            "else:", f"    {out} = {state}[{lo}]",
+        ]
+    if name in ("first", "last"):
+        return [f"{out} = {state}[{lo}]", f"if {out} is _vpA_E:", f"    {out} = None"]
+    return [
+        "try:", f"    {out} = _vpA_R({name!r}, {state}[{lo}:{hi}])",
+        "except _vpA_X:", err, f"    {out} = None",
+    ]
+
+
 # ---------------------------------------------------------------- the plan
 
 
@@ -294,40 +325,114 @@ class AggregatePlan:
             k += _WIDTH[c.name]
         self._slices = [(c.name, o, o + _WIDTH[c.name]) for c, o in zip(calls, offsets, strict=True)]
 
-        ns: dict[str, Any] = {"_EMPTY": _EMPTY, "_value_key": V.value_key}
-        body: list[str] = []
-        name_vars: dict[str, str] = {}  # a bare field argument is read once per record
-        for i, (c, o) in enumerate(zip(calls, offsets, strict=True)):
-            if c.arg is None:  # count()
-                body.append(f"S[{o}] += 1")
-                continue
-            bare = ast.strip_parens(c.arg)
-            if isinstance(bare, ast.Name) and bare.name not in constants:
-                v = name_vars.get(bare.name)
-                if v is None:
-                    v = name_vars[bare.name] = f"_a{i}"
-                    body.append(f"{v} = f.get({bare.name!r})")
-            else:
-                v = f"_a{i}"
-                body.append(f"{v} = {expr_source(c.arg, constants, ns, counters, 'f')}")
-            body.append(f"if {v} is not None:")
-            k_ema = 2.0 / (c.ema_n + 1) if c.name == "ema" else 0.0
-            body.extend("    " + line for line in _update_lines(c.name, o, v, k_ema))
+        self._constants = constants
+        self._rewritten = rewritten
+        self._offsets = offsets
+        ns: dict[str, Any] = {}
+        body = self.add_lines(ns)
         if not body:
             body.append("pass")
-        init = ", ".join(_initial_slots(c.name) for c in calls)
         src = (
             "def add(S, f):\n"
             + "".join(f"    {line}\n" for line in body)
-            + f"def new_state():\n    return [{init}]\n"
+            + f"def new_state():\n    return [{self.initial_source(ns)}]\n"
         )
         self.add_source = src
         exec(compile(src, "<vpl-aggregate>", "exec"), ns)  # noqa: S102
         self.add: Callable[[Any, Fields], None] = ns["add"]
         self.new_state: Callable[[], Any] = ns["new_state"]
+        rns: dict[str, Any] = {}
+        rsrc = ("def result(S, kv):\n" + "".join(f"    {line}\n" for line in self.result_lines(rns, "S", "kv", "R"))
+                + "    return R\n")
+        self.result_source = rsrc
+        exec(compile(rsrc, "<vpl-aggregate-result>", "exec"), rns)  # noqa: S102
+        self.result: Callable[[Any, object], dict[str, object]] = rns["result"]
 
-    def result(self, state: Any, key_value: object) -> dict[str, object]:
-        """The window's record: one field per item, in order (VPL.md §7.1)."""
+    def initial_source(self, ns: dict[str, Any]) -> str:
+        """The source of a new state (a list display); the names it uses are put in `ns`."""
+        ns["_EMPTY"] = _EMPTY
+        return ", ".join(_initial_slots(c.name) for c in self.calls)
+
+    def field_reads(self) -> list[tuple[str, str]]:
+        """(local, field) for each field that is the whole argument of a call: what `add_lines`
+        reads into `_f<j>` before updating the calls using it."""
+        seen: dict[str, str] = {}
+        for c in self.calls:
+            bare = ast.strip_parens(c.arg) if c.arg is not None else None
+            if isinstance(bare, ast.Name) and bare.name not in self._constants and bare.name not in seen:
+                seen[bare.name] = f"_f{len(seen)}"
+        return [(v, name) for name, v in seen.items()]
+
+    def add_lines(self, ns: dict[str, Any], fields_read: bool = False) -> list[str]:
+        """Unindented statements adding the record in the local `f` to the state in the local `S`:
+        `add` as code for inlining into generated code compiled with `ns` as globals (the names
+        it uses are put there). With `fields_read` the caller has set the locals of
+        `field_reads()` already. Other locals used: `_a<i>`, `_t`, `_x`, `_n`, `_m`, `_d`."""
+        ns["_EMPTY"] = _EMPTY
+        ns["_value_key"] = V.value_key
+        constants = self._constants
+        body: list[str] = []
+        # A bare field argument is read once per record, and the calls sharing it are updated
+        # together, placed at the first of them; other arguments are computed call by call.
+        groups: dict[str, list[Parts]] = {}
+        field_vars = {name: v for v, name in self.field_reads()}
+        order: list[tuple[str, str | None]] = []  # (variable, source computing it or None)
+        for i, (c, o) in enumerate(zip(self.calls, self._offsets, strict=True)):
+            k_ema = 2.0 / (c.ema_n + 1) if c.name == "ema" else 0.0
+            if c.arg is None:  # count()
+                order.append((f"S[{o}] += 1", None))
+                continue
+            bare = ast.strip_parens(c.arg)
+            if isinstance(bare, ast.Name) and bare.name not in constants:
+                v = field_vars[bare.name]
+                if v not in groups:
+                    groups[v] = []
+                    order.append((v, None if fields_read else f"f.get({bare.name!r})"))
+            else:
+                v = f"_a{i}"
+                groups[v] = []
+                order.append((v, expr_source(c.arg, constants, ns, self.counters, "f")))
+            groups[v].append(_update_parts(c.name, o, v, k_ema))
+        for v, src in order:
+            if src is not None:
+                body.append(f"{v} = {src}")
+            body += _add_group(v, groups[v]) if v in groups else [v]
+        return body
+
+    def result_lines(self, ns: dict[str, Any], state: str, key: str, out: str) -> list[str]:
+        """Unindented statements setting the local `out` to the window's record computed from the
+        state in the local `state` and the key value in the local `key`: `result` as code for
+        inlining (names put in `ns`; locals used: `_ar<i>`, `_ae`, `_vp<n>`). The common calls
+        are computed inline, the others through `_result`; each failing call counts one error."""
+        ns["_vpA_C"] = self.counters
+        ns["_vpA_E"] = _EMPTY
+        ns["_vpA_R"] = _result
+        ns["_vpA_X"] = V.ExprError
+        lines: list[str] = []
+        for i, (name, lo, hi) in enumerate(self._slices):
+            lines += _result_lines(name, lo, hi, state, f"_ar{i}")
+        pkey = self.partition_key
+        parts: list[str] = []
+        env_needed = False
+        for item_name, expr in self._rewritten:
+            bare = ast.strip_parens(expr)
+            if isinstance(bare, ast.Name) and bare.name.startswith("agg#"):
+                parts.append(f"{item_name!r}: _ar{bare.name[4:]}")
+            elif (isinstance(bare, ast.Name) and pkey is not None and bare.name == pkey
+                  and bare.name not in self._constants):
+                parts.append(f"{item_name!r}: {key}")
+            else:
+                env_needed = True
+                parts.append(f"{item_name!r}: {expr_source(expr, self._constants, ns, self.counters, '_ae')}")
+        if env_needed:
+            env = [f"{pkey!r}: {key}"] if pkey is not None else []
+            env += [f"'agg#{i}': _ar{i}" for i in range(len(self._slices))]
+            lines.append("_ae = {" + ", ".join(env) + "}")
+        lines.append(f"{out} = {{" + ", ".join(parts) + "}")
+        return lines
+
+    def result_interpreted(self, state: Any, key_value: object) -> dict[str, object]:
+        """`result` computed without generated code (the reference the tests compare it with)."""
         env: dict[str, object] = {}
         if self.partition_key is not None:
             env[self.partition_key] = key_value

@@ -32,10 +32,12 @@ class Dataflow:
     Every `Output` of a hosted stream (records and window/session lines) goes to `emit`, in that
     stream's own order. A record reaches the hosted readers of its stream before that stream
     handles anything else, and everything an input causes is done when `push_event` returns.
+    `inline` false: windows through their methods only (see `StreamRunner.finalize`), for tests.
     """
 
     def __init__(self, program: CheckedProgram, emit: Callable[[Output], None],
-                 hosted: Collection[str] | None = None, counters: Counters | None = None) -> None:
+                 hosted: Collection[str] | None = None, counters: Counters | None = None,
+                 inline: bool = True) -> None:
         self.counters = counters if counters is not None else Counters()
         self.program = program
         names = [s.name for s in program.streams]
@@ -60,7 +62,7 @@ class Dataflow:
         queued = self._chain_cuts()
         self.has_queue = bool(queued)
         for runner in self.runners.values():
-            runner.finalize(self.queue.append, queued)
+            runner.finalize(self.queue.append, queued, inline)
         stream_names = set(names)
         self._reads = frozenset(src for src in self.readers_of if src not in self.runners)
         self.event_types = frozenset(src for src in self._reads if src not in stream_names)

@@ -57,6 +57,19 @@ class Window:
     def flush(self) -> list[Closed]:
         raise NotImplementedError
 
+    def inline_add(self, ns: dict[str, Any], add: list[str] | None, new_state: str) -> list[str] | None:
+        """`add` as unindented statements for a generated arrival function (None: no inline form,
+        call `add`). The function has the locals `origin ts f tag kv` (`kv` the key value); `add`
+        is the statements adding `f` to the state in the local `S` (None: keep the records),
+        `new_state` the source of a new state. The statements either return None or, for a count
+        window, fall through when an instance closes, with its key value in `ckv` and its state in
+        `S` (result time `ts`). Names they use are put in `ns`; locals used: `_w*`, `inst`, `S`."""
+        return None
+
+
+def _add_or_keep(add: list[str] | None) -> list[str]:
+    return add if add is not None else ["S.append((ts, f))"]
+
 
 class TimeWindow(Window):
     """Tumbling (`slide` None) or sliding time windows aligned to 0: `[k*S, k*S + D)`."""
@@ -72,9 +85,14 @@ class TimeWindow(Window):
         self.counters = counters
         self.watermark: int | None = None
         self.keys = _KeyOrder()
-        # end -> tag -> [key_value, state]; dict order inside one end is irrelevant (sorted by rank).
+        # end -> tag -> [key_value, state, end]; dict order inside one end is irrelevant (sorted
+        # by rank).
         self.open: dict[int, dict[Hashable, list[Any]]] = {}
         self.ends: list[int] = []  # heap of the ends present in `open`
+        # Tumbling: tag -> the instance the key joined last, which is where its next record goes
+        # when input is in order. An entry may be closed already, but then its end is at or
+        # before the watermark, so a record matching that end is late and never reaches it.
+        self.current: dict[Hashable, list[Any]] = {}
 
     def advance(self, ts: int) -> list[Closed]:
         wm = self.watermark
@@ -90,6 +108,11 @@ class TimeWindow(Window):
 
     def _close_end(self, end: int, out: list[Closed]) -> None:
         bucket = self.open.pop(end)
+        current = self.current
+        if current:  # let closed states go
+            for tag, inst in bucket.items():
+                if current.get(tag) is inst:
+                    del current[tag]
         if len(bucket) == 1:
             for inst in bucket.values():
                 out.append((inst[0], end - 1, inst[1]))
@@ -130,6 +153,45 @@ class TimeWindow(Window):
             self.counters.late_events += 1
         return []
 
+    def inline_advance(self, ns: dict[str, Any]) -> list[str]:
+        """`advance` as statements leaving the watermark in the local `wm` and handing what
+        closes to `_release(origin, closed)` (put in `ns` by the caller). Only a move of the
+        watermark can make an end due (nothing open ends at or before it), and the earliest end
+        is compared first, so the usual record costs two comparisons."""
+        ns["_vpW"] = self
+        ns["_vpW_ends"] = self.ends
+        ns["_vpW_advance"] = self.advance
+        return [
+            "wm = _vpW.watermark",
+            "if wm is None or ts > wm:",
+            "    _vpW.watermark = wm = ts",
+            "    if _vpW_ends and _vpW_ends[0] <= ts:",
+            "        _release(origin, _vpW_advance(ts))",
+        ]
+
+    def inline_add(self, ns: dict[str, Any], add: list[str] | None, new_state: str) -> list[str] | None:
+        """Tumbling only: the record's instance exists already in the usual case; a new one goes
+        through `_join`. Expects `wm` from `inline_advance`."""
+        if self.slide is not None:
+            return None
+        ns["_vpW_C"] = self.counters
+        ns["_vpW_current"] = self.current
+        ns["_vpW_join"] = self._join
+        size = self.size
+        return [
+            f"_wend = (ts // {size} + 1) * {size}",
+            "if _wend <= wm:",
+            "    _vpW_C.late_events += 1",
+            "    return None",
+            "inst = _vpW_current.get(tag)",
+            "if inst is not None and inst[2] == _wend:",
+            "    S = inst[1]",
+            *("    " + line for line in _add_or_keep(add)),
+            "    return None",
+            "_vpW_join(_wend, tag, kv, ts, f)",
+            "return None",
+        ]
+
     def _join(self, end: int, tag: Hashable, key_value: Any, ts: int, fields: Fields) -> None:
         bucket = self.open.get(end)
         if bucket is None:
@@ -138,7 +200,9 @@ class TimeWindow(Window):
         inst = bucket.get(tag)
         if inst is None:
             self.keys.place(tag)
-            inst = bucket[tag] = [key_value, self.new_state()]
+            inst = bucket[tag] = [key_value, self.new_state(), end]
+        if self.slide is None:
+            self.current[tag] = inst
         if self.add_fn is None:
             inst[1].append((ts, fields))
         else:
@@ -149,6 +213,7 @@ class TimeWindow(Window):
         ends = self.ends
         while ends:
             self._close_end(heapq.heappop(ends), out)
+        self.current.clear()
         return out
 
 
@@ -275,10 +340,30 @@ class CountWindow(Window):
             return [(inst[0], ts, inst[1])]
         return []
 
+    def inline_add(self, ns: dict[str, Any], add: list[str] | None, new_state: str) -> list[str] | None:
+        ns["_vpW_open"] = self.open
+        ns["_vpW_rank"] = self.keys.rank
+        return [
+            "inst = _vpW_open.get(tag)",
+            "if inst is None:",
+            # `_KeyOrder.place`, inline: a key's rank is the number of keys placed before it
+            "    _vpW_rank.setdefault(tag, len(_vpW_rank))",
+            f"    inst = _vpW_open[tag] = [kv, {new_state}, 0, ts]",
+            "S = inst[1]",
+            *_add_or_keep(add),
+            "_wn = inst[2] + 1",
+            f"if _wn < {self.size}:",
+            "    inst[2] = _wn",
+            "    inst[3] = ts",
+            "    return None",
+            "del _vpW_open[tag]",
+            "ckv = inst[0]",
+        ]
+
     def flush(self) -> list[Closed]:
         rank = self.keys.rank
         items = sorted(self.open.items(), key=lambda kv: rank[kv[0]])
-        self.open = {}
+        self.open.clear()  # in place: generated code holds this dict
         return [(inst[0], inst[3], inst[1]) for _tag, inst in items]
 
 
