@@ -275,7 +275,7 @@ def varpulis_api(program: str) -> Callable[[list[Any]], int]:
                     if o.kind == "record":
                         count += 1
 
-        run_local(checked, events, consume)
+        run_local(checked, events, consume, skip_empty=True)
         return count
 
     return run

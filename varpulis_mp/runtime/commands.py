@@ -261,8 +261,12 @@ def _simulate(
         else:
             from varpulis_mp.runtime.local import run_local
 
-            events = _announced(readers.read_events(handle, display, [s.name for s in checked.streams]), on_input)
-            summary = run_local(checked, events, on_origin)
+            events = readers.read_events(handle, display, [s.name for s in checked.streams])
+            if jsonl is not None and options.immediate and not progress.active:
+                # Nothing to show per input event: hand over only the events that made records.
+                summary = run_local(checked, events, jsonl.write_outputs, skip_empty=True)
+            else:
+                summary = run_local(checked, _announced(events, on_input), on_origin)
     except EventFileError as exc:
         progress.done()
         _close_sinks(human, jsonl)

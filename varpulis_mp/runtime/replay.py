@@ -116,6 +116,11 @@ class Progress:
             size = 0
         return cls(handle if size else None, size, out)
 
+    @property
+    def active(self) -> bool:
+        """Whether a bar may be drawn at all (a terminal and a file of known size)."""
+        return self._handle is not None
+
     def tick(self) -> None:
         if self._handle is None:
             return
