@@ -1,6 +1,9 @@
-"""Throughput of the `.evt` reader: `check_events` over a generated file of SensorReading lines.
+"""Throughput of the `.evt` reader: `check_events` and `read_events` over generated files.
 
-Usage: python bench/bench_reader.py [N]   (N lines, default 1,000,000; the file is kept in bench/data/)
+Two files of N lines each: SensorReading lines only (one shape), and the benchmark mix of
+`bench/gen.py` (three event types, round-robin), which exercises the block alternation.
+
+Usage: python bench/bench_reader.py [N]   (N lines, default 1,000,000; the files are kept in bench/data/)
 """
 
 from __future__ import annotations
@@ -49,17 +52,25 @@ def _measure(label: str, run: Callable[[], int], n: int) -> None:
           f"({cpu_s:.3f} s CPU, {n / cpu_s:,.0f} lines/s of CPU time)")
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    DATA.mkdir(parents=True, exist_ok=True)
-    path = DATA / f"sensor_{n}.evt"
-    if not path.exists():
-        generate(path, n)
-    print(f"command: {sys.executable} {' '.join(sys.argv)}")
+def _bench(path: Path, n: int) -> None:
     print(f"file: {path} ({n} lines, {path.stat().st_size:,} bytes)")
     _measure("check_events", lambda: check_events(path, str(path)), n)
     # read_events materialises every Event, as the runtime does.
     _measure("read_events ", lambda: sum(1 for _ in read_events(path, str(path))), n)
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    DATA.mkdir(parents=True, exist_ok=True)
+    print(f"command: {sys.executable} {' '.join(sys.argv)}")
+    path = DATA / f"sensor_{n}.evt"
+    if not path.exists():
+        generate(path, n)
+    _bench(path, n)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gen import ensure  # the benchmark generator, beside this script
+
+    _bench(ensure(n, DATA / f"mixed_{n}.evt"), n)
 
 
 if __name__ == "__main__":

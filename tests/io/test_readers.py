@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from varpulis_mp.errors import EventFileError
-from varpulis_mp.io.evt_text import compile_shape, fast_kinds
+from varpulis_mp.io import readers
+from varpulis_mp.io.evt_fast import compile_shape, fast_kinds, shape_set
 from varpulis_mp.io.readers import (
     LINE_LIMIT,
     Event,
@@ -614,3 +615,148 @@ def test_parser_results_do_not_depend_on_shapes_seen_before() -> None:
             continue
         assert isinstance(g, Event) and isinstance(c, Event)
         assert canon(g) == canon(Event(c.type, c.ts if line.startswith("@") else batch, c.fields, c.line))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Files that mix shapes: the block alternation == the precise parser
+
+
+def _mixed_line(rng: random.Random, i: int) -> str:
+    word = rng.choice(["true", "false", "null", "nil", "on", "a.b-c", "_x", "info", "nano"])
+    pick = rng.randrange(16)
+    if pick == 0:
+        return f"BATCH {rng.randrange(10)}{rng.choice(['', 'ms', 's', 'm', 'h'])}"
+    if pick == 1:
+        return rng.choice(["", "# note", "  // note", "\t"])
+    if pick == 2:
+        return f'{{"type": "J", "v": {rng.randrange(100)}, "s": "q"}}'
+    if pick == 3:
+        return f"D {{ y: {rng.randrange(-9, 9)}, z: 'single' }}"
+    if pick == 4:
+        return f'A {{ x: {rng.randrange(9)}, s: "esc\\n{i}" }}'
+    if pick == 5:
+        return f'A {{ s: "{i}", x: {rng.randrange(9)} }}'
+    if pick == 6:
+        return "C {}" + rng.choice(["", " ;", "\t"])
+    if pick == 7:
+        return f'@{i}{rng.choice(["", "ms", "s"])} A {{ x: {rng.uniform(-5, 5):.3f}, s: "f" }}'
+    if pick in (8, 9):
+        return f"\t B{{f:{rng.uniform(0, 9):.2f} , w: {word},}}"
+    return f'@{i} A {{ x: {rng.randrange(-10**6, 10**6)}, s: "s{i}" }}'
+
+
+def _mixed_expected(lines: list[str]) -> list[tuple[str, int, str, int]]:
+    precise = EventParser("e.evt")
+    expected = []
+    for lineno, line in enumerate(lines, 1):
+        event = precise._parse_precise(line, len(line) - len(line.lstrip(" \t")), lineno)
+        if event is not None:
+            expected.append(canon(event))
+    return expected
+
+
+@pytest.mark.parametrize("rebuild", [0, 1, readers.REBUILD_LINES_PER_GROUP])
+@pytest.mark.parametrize("seed", range(4))
+def test_random_interleavings_of_shapes(monkeypatch: pytest.MonkeyPatch, seed: int, rebuild: int) -> None:
+    monkeypatch.setattr(readers, "REBUILD_LINES_PER_GROUP", rebuild)
+    rng = random.Random(seed)
+    lines = [_mixed_line(rng, i) for i in range(3000)]
+    expected = _mixed_expected(lines)
+    data = "\n".join(lines)
+    assert [canon(e) for e in events(data)] == expected
+    assert check_events(io.BytesIO(data.encode()), "e.evt") == len(expected)
+    # Blocks cut at random lines take every path: whole blocks, gaps, rebuilds mid-block.
+    parser, counter = EventParser("e.evt"), EventParser("e.evt")
+    got: list[Event] = []
+    count = 0
+    start = 0
+    while start < len(lines):
+        end = min(len(lines), start + rng.choice([1, 2, 7, 50, 400]))
+        block = "\n".join(lines[start:end])
+        got.extend(parser.parse_block(block, start + 1))
+        count += counter.count_block(block, start + 1)
+        start = end
+    assert [canon(e) for e in got] == expected
+    assert count == len(expected)
+    assert parser._set is not None and len(parser._set.shapes) >= 5
+
+
+@pytest.mark.parametrize("rebuild", [0, readers.REBUILD_LINES_PER_GROUP])
+def test_benchmark_like_mixed_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rebuild: int) -> None:
+    monkeypatch.setattr(readers, "REBUILD_LINES_PER_GROUP", rebuild)
+    rng = random.Random(3)
+    lines = []
+    for i in range(30_000):
+        kind = i % 3
+        if kind == 0:
+            lines.append(f'@{i} SensorReading {{ sensor_id: "S{rng.randrange(100)}", temperature: '
+                         f'{rng.uniform(0, 120):.2f}, value: {rng.uniform(-10, 200):.2f}, zone: "zone{i % 10}" }}')
+        elif kind == 1:
+            lines.append(f'@{i} TempReading {{ sensor_id: "S{i % 100}", temperature: {rng.uniform(0, 120):.2f} }}')
+        else:
+            lines.append(f'@{i} PressureReading {{ sensor_id: "S{i % 7}", pressure: {rng.uniform(950, 1100):.2f} }}')
+    path = tmp_path / "mixed.evt"
+    path.write_text("\n".join(lines) + "\n")
+    expected = _mixed_expected(lines)
+    assert [canon(e) for e in read_events(path, "mixed.evt")] == expected
+    assert check_events(path, "mixed.evt") == len(expected)
+
+
+@pytest.mark.parametrize("bad", ['TempReading { sensor_id: "S1", temperature: 1e999 }',
+                                 'TempReading { sensor_id: "S1", temperature: inf }',
+                                 '@1x TempReading { sensor_id: "S1", temperature: 1.5 }',
+                                 'TempReading { sensor_id: "S1", temperature: 1.5 } x',
+                                 'TempReading { sensor_id: "S1", sensor_id: 1.5 }',
+                                 'S { v: 1 }'])
+def test_errors_in_mixed_files_stop_at_their_line(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setattr(readers, "REBUILD_LINES_PER_GROUP", 0)
+    good = ['@1 TempReading { sensor_id: "S1", temperature: 1.5 }', 'PressureReading { sensor_id: "S", p: 9.5 }',
+            "BATCH 4", 'TempReading { sensor_id: "S2", temperature: 2 }']
+    lines = good * 50 + [bad] + good
+    data = "\n".join(lines)
+    line, _, _ = error(data, ("S",))
+    assert line == 201
+    seen: list[Event] = []
+    with pytest.raises(EventFileError):
+        for e in read_events(io.BytesIO(data.encode()), "e.evt", ("S",)):
+            seen.append(e)
+    assert len(seen) == 150
+
+
+def test_alternation_never_accepts_what_the_precise_parser_rejects() -> None:
+    rng = random.Random(11)
+    alphabet = ' \t"\'\\,:;{}[]@.+-eE0123456789abinftrulsxyzN_\n'
+    shapes = []
+    for base in SIMPLE_LINES:
+        precise = _precise(base)
+        assert isinstance(precise, Event)
+        kinds = fast_kinds(precise.type, tuple(precise.fields), base)
+        assert kinds is not None
+        shapes.append(compile_shape(precise.type, tuple(precise.fields), kinds))
+    alternation = shape_set(tuple(shapes))
+    for base in SIMPLE_LINES:
+        for _ in range(400):
+            chars = list(base)
+            for _ in range(rng.randint(1, 3)):
+                pos = rng.randrange(len(chars) + 1)
+                if rng.random() < 0.5 or not chars:
+                    chars.insert(pos, rng.choice(alphabet))
+                else:
+                    chars[min(pos, len(chars) - 1)] = rng.choice(alphabet)
+            variant = "".join(chars)
+            rows = alternation.pattern.findall(variant)
+            if "\n" in variant or len(rows) != 1:
+                continue
+            (got,) = list(alternation.run(rows, 1, lambda: 0))
+            expected = _precise(variant)
+            assert isinstance(expected, Event), (variant, expected)
+            assert canon(got) == canon(expected), variant
+    # Each base line is matched by its own branch, through findall and through match groups alike.
+    for base in SIMPLE_LINES:
+        m = alternation.pattern.fullmatch(base)
+        assert m is not None
+        (via_groups,) = list(alternation.run([m.groups()], 1, lambda: 0))
+        (via_findall,) = list(alternation.run(alternation.pattern.findall(base), 1, lambda: 0))
+        expected = _precise(base)
+        assert isinstance(expected, Event)
+        assert canon(via_groups) == canon(via_findall) == canon(Event(expected.type, expected.ts, expected.fields, 1))

@@ -1,18 +1,14 @@
 """Text events, times and `BATCH` lines of `.evt` files (VPL.md §11.1, §11.2).
 
-Owns the precise, position-reporting parser of a text event line and the fast path beside it: a
-regular expression compiled once per (event type, field-name sequence) that accepts the common
-simple shape of a line and builds exactly the fields the precise parser would. The precise parser
-is the only one that reports problems; whatever the fast path does not match is handed to it.
+Owns the precise, position-reporting parser of a text event line. It is the only one that
+reports problems; the fast path beside it (`evt_fast`) hands it every line it does not match.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 I64_MAX = 2**63 - 1
 I64_MIN = -(2**63)
@@ -248,89 +244,3 @@ def _string(text: str, i: int) -> tuple[str, int]:
         if end < n and text[end] not in " \t,}]":
             raise LineProblem(i, "invalid value", end + 1 - i)
         return "".join(parts), end
-
-
-# ---------------------------------------------------------------------------------------------------
-# Fast path
-
-_FWS = r"[ \t]*"
-_FAST_AT = r"[ \t]*(?:@([0-9]{1,12})(ms|s|m|h)?[ \t]+)?"
-# Bounded digit counts keep every number the fast path accepts in range, so it needs no range check.
-_FAST_INT = r"[+-]?[0-9]{1,18}"
-_FAST_FLOAT = r"[+-]?(?:(?:[0-9]{1,15}\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?|[0-9]{1,15}[eE][+-]?[0-9]{1,2})"
-_FAST_STRING = r'"([^"\\\n]*)"'
-_FAST_WORD = r"((?!(?i:inf|infinity|nan)[ \t,}])[A-Za-z_][A-Za-z0-9_.-]*)"
-# The kinds of fast value: S a plain double-quoted string, I an int, F a float, W a word (a keyword
-# or a bare-word string). One kind per field keeps the pattern free of alternatives to backtrack.
-_KIND_PATTERN = {"S": _FAST_STRING, "I": f"({_FAST_INT})", "F": f"({_FAST_FLOAT})", "W": _FAST_WORD}
-_KIND_CODE = {"S": "g[{k}]", "I": "int(g[{k}])", "F": "float(g[{k}])", "W": "KW.get(g[{k}], g[{k}])"}
-# The learning pattern: any kind in any field, telling which one each field has.
-_ANY_VALUE = f"(?:{_FAST_STRING}|({_FAST_INT})|({_FAST_FLOAT})|{_FAST_WORD})"
-
-EventMaker = Callable[[tuple[str | None, ...], int, Callable[[], int]], Event]
-
-
-@dataclass(frozen=True, slots=True)
-class Shape:
-    """The compiled fast path of one (event type, field names, value kinds) shape.
-
-    `pattern.match(text, pos)` accepts one whole line starting at `pos` (ended by an LF or the end
-    of `text`); `make(groups, lineno, time_without_at)` builds its event.
-    """
-
-    etype: str
-    names: tuple[str, ...]
-    kinds: str
-    pattern: re.Pattern[str]
-    make: EventMaker
-
-
-def _line_pattern(etype: str, names: tuple[str, ...], values: list[str]) -> re.Pattern[str]:
-    for name in (etype, *names):
-        if _NAME_RE.fullmatch(name) is None:
-            raise ValueError(f"not a name: {name!r}")
-    sep = _FWS + "," + _FWS
-    body = sep.join(re.escape(n) + _FWS + ":" + _FWS + v for n, v in zip(names, values, strict=True))
-    if names:
-        body += _FWS + ",?"
-    return re.compile(
-        _FAST_AT + re.escape(etype) + _FWS + r"\{" + _FWS + body + _FWS + r"\}" + _FWS + ";?" + _FWS
-        + r"(?=\n|\Z)"
-    )
-
-
-@lru_cache(maxsize=256)
-def _learning_pattern(etype: str, names: tuple[str, ...]) -> re.Pattern[str]:
-    return _line_pattern(etype, names, [_ANY_VALUE] * len(names))
-
-
-def fast_kinds(etype: str, names: tuple[str, ...], text: str) -> str | None:
-    """The value kinds of a line the precise parser accepted, or None when it is not fast-path material."""
-    m = _learning_pattern(etype, names).match(text)
-    if m is None:
-        return None
-    g = m.groups()
-    kinds = []
-    for k in range(len(names)):
-        first = 2 + 4 * k
-        kinds.append(next(kind for d, kind in enumerate("SIFW") if g[first + d] is not None))
-    return "".join(kinds)
-
-
-def compile_shape(etype: str, names: tuple[str, ...], kinds: str) -> Shape:
-    """The pattern and the event maker of a shape; names must be valid VPL names."""
-    pattern = _line_pattern(etype, names, [_KIND_PATTERN[k] for k in kinds])
-    # The maker is generated as one expression, so a line costs one call and no loop. Only
-    # validated ASCII names and integers reach the generated source.
-    items = [f"{name!r}: " + _KIND_CODE[kind].format(k=2 + k) for k, (name, kind) in
-             enumerate(zip(names, kinds, strict=True))]
-    source = (
-        "def make(g, line, now):\n"
-        f"    return Event({etype!r}, (int(g[0]) if g[1] is None else int(g[0]) * U[g[1]]) "
-        "if g[0] is not None else now(), {" + ", ".join(items) + "}, line)\n"
-    )
-    namespace: dict[str, object] = {"KW": _KEYWORDS, "U": _UNITS, "Event": Event}
-    exec(source, namespace)
-    make = namespace["make"]
-    assert callable(make)
-    return Shape(etype, names, kinds, pattern, make)

@@ -1,27 +1,28 @@
-"""Reading `.evt` event files (VPL.md §11): lines, events, times, and their diagnostics.
+"""Reading `.evt` event files (VPL.md §11): events, times, and their diagnostics.
 
-Owns the streaming line splitter (UTF-8, byte-order mark, CRLF, the 1 MiB line limit, all checked
-without holding more than a bounded amount of the input), the line parser that keeps the `BATCH`
-time between lines, and the public entry points `read_events` and `check_events`. Text events and
-JSON events are parsed by `evt_text` and `evt_json`.
+Owns the line parser that keeps the `BATCH` time between lines and the public entry points
+`read_events` and `check_events`. Lines come from `evt_lines`; text events are parsed by
+`evt_text` (precisely, with every diagnostic) and `evt_fast` (the common layouts, fast), JSON
+events by `evt_json`.
+
+Blocks of lines are matched against one alternation of the shapes seen so far (`ShapeSet`), so
+files that mix event types line by line stay on the fast path. The alternation is rebuilt when
+new shapes appear, but only after enough lines went through the precise parser to pay for the
+compilation, so that files whose shapes keep changing cost at most a small factor more than
+parsing them precisely.
 """
 
 from __future__ import annotations
 
-import codecs
-import os
 import re
-from collections.abc import Callable, Collection, Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Collection, Generator, Iterator
 
-from varpulis_mp.errors import Diagnostic, EventFileError, SourcePos
+from varpulis_mp.io.evt_fast import Shape, ShapeSet, compile_shape, fast_kinds, shape_set
 from varpulis_mp.io.evt_json import parse_json_event
+from varpulis_mp.io.evt_lines import LINE_LIMIT, Source, iter_blocks, iter_lines, line_error
 from varpulis_mp.io.evt_text import (
     Event,
     LineProblem,
-    Shape,
-    compile_shape,
-    fast_kinds,
     is_batch_line,
     parse_at,
     parse_batch,
@@ -32,26 +33,23 @@ from varpulis_mp.io.evt_text import (
 
 __all__ = ["LINE_LIMIT", "Event", "EventParser", "check_events", "iter_blocks", "iter_lines", "read_events"]
 
-LINE_LIMIT = 1 << 20
-_CHUNK = 1 << 20
-_BOM = b"\xef\xbb\xbf"
 # Shapes kept per event type and in all: bounded so that odd files cannot grow memory without end.
 _SHAPES_PER_TYPE = 8
 _SHAPES_TOTAL = 512
-
-Source = str | os.PathLike[str] | BinaryIO
+# Shapes in the block alternation: every match's row holds the groups of all of them.
+_SET_SHAPES = 16
+# Lines through the precise parser, per group of the alternation to build, that pay for building
+# it: compiling costs about as much per group as precisely parsing this many lines.
+REBUILD_LINES_PER_GROUP = 10
 # The common head of a text event: an optional valid `@T` (12 digits cannot overflow) and the type.
 _HEAD_RE = re.compile(r"[ \t]*(?:@([0-9]{1,12})(ms|s|m|h)?[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)(?=[ \t]*\{)")
-
-
-def _error(path: str, lineno: int, col: int, message: str, source_line: str, width: int = 1,
-           hint: str | None = None) -> EventFileError:
-    return EventFileError([Diagnostic(path=path, pos=SourcePos(lineno, col), severity="error",
-                                      message=message, source_line=source_line, width=width, hint=hint)])
+# Only narrows the shapes to try on a line: each shape's pattern checks the whole line itself.
+_TYPE_RE = re.compile(r"[ \t]*(?:@[^ \t]*[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)")
+_error = line_error
 
 
 class EventParser:
-    """Parses one line at a time; keeps the BATCH time between lines."""
+    """Parses one line at a time, or blocks of lines; keeps the BATCH time between lines."""
 
     def __init__(self, display_path: str, stream_names: Collection[str] = (),
                  default_time: Callable[[], int] | None = None) -> None:
@@ -64,6 +62,15 @@ class EventParser:
         self._now = self._time_without_at
         self._by_type: dict[str, list[Shape]] = {}
         self._known: set[tuple[str, tuple[str, ...], str]] = set()
+        # The block alternation: the shapes learned last (oldest first), whether some of them are
+        # not in it yet, and the lines parsed precisely since it was built.
+        self._recent: list[Shape] = []
+        self._set: ShapeSet | None = None
+        self._stale = False
+        self._slow = 0
+        self._rebuild_at = 0
+        # Whether the last block had lines the alternation did not match (BATCH, comments, ...).
+        self._gaps = False
 
     @property
     def batch_time(self) -> int:
@@ -85,35 +92,53 @@ class EventParser:
                 return shape.make(m.groups(), lineno, self._now)
         return self._parse_other(text, lineno)
 
+    def _alternation(self) -> ShapeSet | None:
+        """The block alternation, rebuilt first when new shapes have paid for it."""
+        if self._stale and self._slow >= self._rebuild_at:
+            self._set = shape_set(tuple(self._recent))
+            self._stale = False
+            self._slow = 0
+        return self._set
+
     def parse_block(self, block: str, first: int) -> Iterator[Event]:
         """The events of LF-separated lines, the first being line `first` (as `parse_line` on each)."""
-        # Matching in place saves splitting the block and one call per line on the common path.
-        now = self._now
         pos = 0
         n = len(block)
         lineno = first
-        shape = self._last
+        now = self._now
+        done: ShapeSet | None = None  # an alternation known to match no line from `pos` on
         while pos <= n:
-            if shape is not None:
-                match = shape.pattern.match
-                make = shape.make
-                m = match(block, pos)
-                while m is not None:
-                    yield make(m.groups(), lineno, now)
-                    pos = m.end() + 1
-                    lineno += 1
-                    m = match(block, pos)
-                if pos > n:
-                    break
-            end = block.find("\n", pos)
-            if end < 0:
-                end = n
-            event = self._parse_other(block[pos:end], lineno)
-            shape = self._last
-            if event is not None:
-                yield event
-            pos = end + 1
-            lineno += 1
+            fast = self._alternation()
+            if fast is None or fast is done:
+                pos, lineno = yield from self._lines(block, pos, n, lineno)
+                continue
+            if pos == 0 and not self._gaps:
+                # The common case: every line matches, and one C-level call finds them all.
+                rows = fast.pattern.findall(block)
+                if len(rows) == block.count("\n") + 1:
+                    yield from fast.run(rows, lineno, now)
+                    return
+                self._gaps = True
+            gaps = False
+            run: list[tuple[str | None, ...]] = []
+            for m in fast.pattern.finditer(block, pos):
+                start = m.start()
+                if start != pos:
+                    gaps = True
+                    if run:
+                        yield from fast.run(run, lineno - len(run), now)
+                        run = []
+                    pos, lineno = yield from self._lines(block, pos, start - 1, lineno)
+                    if pos != start:
+                        break  # a rebuilt alternation goes on from `pos`
+                run.append(m.groups())
+                pos = m.end() + 1
+                lineno += 1
+            else:
+                done = fast
+            if run:
+                yield from fast.run(run, lineno - len(run), now)
+            self._gaps = gaps or pos <= n
 
     def count_block(self, block: str, first: int) -> int:
         """How many events `parse_block` would give, raising the same errors, without building them."""
@@ -122,37 +147,89 @@ class EventParser:
         pos = 0
         n = len(block)
         lineno = first
-        shape = self._last
+        done: ShapeSet | None = None
         while pos <= n:
+            fast = self._alternation()
+            if fast is None or fast is done:
+                k, pos, lineno = self._count_lines(block, pos, n, lineno)
+                count += k
+                continue
+            for m in fast.pattern.finditer(block, pos):
+                start = m.start()
+                if start != pos:
+                    k, pos, lineno = self._count_lines(block, pos, start - 1, lineno)
+                    count += k
+                    if pos != start:
+                        break
+                count += 1
+                pos = m.end() + 1
+                lineno += 1
+            else:
+                done = fast
+        return count
+
+    def _lines(self, block: str, pos: int, stop: int, lineno: int) -> Generator[Event, None, tuple[int, int]]:
+        """The events of the lines from `pos` to `stop` (an LF or the end of `block`), one by one.
+
+        Returns where it stopped: at `stop + 1`, or earlier once the alternation is due to be rebuilt.
+        """
+        now = self._now
+        while pos <= stop:
+            shape = self._last
+            if shape is not None:
+                # A run of one shape (which the alternation may not hold) stays on its pattern.
+                match = shape.pattern.match
+                make = shape.make
+                m = match(block, pos, stop)
+                while m is not None:
+                    yield make(m.groups(), lineno, now)
+                    pos = m.end() + 1
+                    lineno += 1
+                    m = match(block, pos, stop) if pos <= stop else None
+                if pos > stop:
+                    break
+            end = block.find("\n", pos, stop)
+            if end < 0:
+                end = stop
+            event = self._parse_other(block[pos:end], lineno)
+            pos = end + 1
+            lineno += 1
+            if event is not None:
+                yield event
+            if self._stale and self._slow >= self._rebuild_at:
+                break
+        return pos, lineno
+
+    def _count_lines(self, block: str, pos: int, stop: int, lineno: int) -> tuple[int, int, int]:
+        """As `_lines`, without building what a pattern matched: how many events, and where it stopped."""
+        count = 0
+        while pos <= stop:
+            shape = self._last
             if shape is not None:
                 match = shape.pattern.match
-                m = match(block, pos)
+                m = match(block, pos, stop)
                 while m is not None:
                     count += 1
                     pos = m.end() + 1
                     lineno += 1
-                    m = match(block, pos)
-                if pos > n:
+                    m = match(block, pos, stop) if pos <= stop else None
+                if pos > stop:
                     break
-            end = block.find("\n", pos)
+            end = block.find("\n", pos, stop)
             if end < 0:
-                end = n
+                end = stop
             if self._parse_other(block[pos:end], lineno) is not None:
                 count += 1
-            shape = self._last
             pos = end + 1
             lineno += 1
-        return count
+            if self._stale and self._slow >= self._rebuild_at:
+                break
+        return count, pos, lineno
 
     def _parse_other(self, text: str, lineno: int) -> Event | None:
-        i = skip_ws(text, 0)
-        head = i
-        if i < len(text) and text[i] == "@":
-            try:
-                i = parse_at(text, i)[1]
-            except LineProblem:
-                i = len(text)
-        shapes = self._by_type.get(text[i:read_name(text, i)])
+        self._slow += 1
+        head = _TYPE_RE.match(text)
+        shapes = self._by_type.get(head[1]) if head is not None else None
         if shapes:
             for shape in shapes:
                 m = shape.pattern.match(text)
@@ -160,7 +237,7 @@ class EventParser:
                     self._last = shape
                     return shape.make(m.groups(), lineno, self._now)
         try:
-            return self._parse_precise(text, head, lineno)
+            return self._parse_precise(text, skip_ws(text, 0), lineno)
         except LineProblem as p:
             raise _error(self._path, lineno, p.index + 1, p.message, text, p.width, p.hint) from None
 
@@ -207,6 +284,13 @@ class EventParser:
             dropped = shapes.pop()
             self._known.discard((dropped.etype, dropped.names, dropped.kinds))
         self._last = shapes[0]
+        recent = self._recent
+        if all(s.key != key for s in recent):
+            recent.append(shapes[0])
+            if len(recent) > _SET_SHAPES:
+                del recent[0]
+        self._stale = True
+        self._rebuild_at = REBUILD_LINES_PER_GROUP * (2 + sum(1 + len(s.names) for s in recent))
 
     def line_type(self, text: str) -> str | None:
         """The event type of a line, or None for comment, empty and BATCH lines (whose time it keeps).
@@ -244,139 +328,6 @@ class EventParser:
             raise _error(self._path, lineno, p.index + 1, p.message, text, p.width, p.hint) from None
         event = self.parse_line(text, lineno)
         return None if event is None else event.type
-
-
-# ---------------------------------------------------------------------------------------------------
-# Lines
-
-
-def _opener(source: Source) -> tuple[Callable[[int], bytes], Callable[[], None]]:
-    if isinstance(source, (str, os.PathLike)):
-        # Unbuffered: one system call per chunk, no second copy through a buffer.
-        f = open(source, "rb", buffering=0)  # closed by the closer returned with it
-        return f.read, f.close
-    read1 = getattr(source, "read1", None)
-    # read1 returns what is available, so live input (a pipe) is not held back until a chunk fills.
-    return (read1 if callable(read1) else source.read), (lambda: None)
-
-
-def iter_lines(source: Source, display_path: str) -> Iterator[tuple[int, str]]:
-    """Splits an event file into (1-based line number, text) pairs, checking UTF-8 and the line limit."""
-    for first, block in iter_blocks(source, display_path):
-        lines = block.split("\n")
-        yield from zip(range(first, first + len(lines)), lines, strict=True)
-
-
-def iter_blocks(source: Source, display_path: str) -> Iterator[tuple[int, str]]:
-    """The file as (number of the first line, LF-separated checked lines) pairs, read in large chunks.
-
-    Every CR that came right before an LF is already dropped; a block never ends with the LF of its
-    last line. A bad line raises EventFileError after the blocks holding every line before it.
-    """
-    read, close = _opener(source)
-    try:
-        data = read(_CHUNK)
-        while data and len(data) < 3 and _BOM.startswith(data):
-            more = read(_CHUNK)
-            if not more:
-                break
-            data += more
-        if data.startswith(_BOM):
-            # An empty rest is not the end of the input: the BOM may have come in a read of its own.
-            data = data[3:] or read(_CHUNK)
-        pending = b""
-        lineno = 1
-        while data:
-            if pending:
-                # A line already too long before its LF: keep only what the diagnostic needs.
-                lf = data.find(b"\n")
-                if len(pending) + (len(data) if lf < 0 else lf) > LINE_LIMIT + 1:
-                    keep = max(0, LINE_LIMIT + 8 - len(pending))
-                    pending += data[:keep]
-                    raise _raw_line_error(pending, lineno, display_path)
-                data = pending + data
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                pending = data
-                # Longer than the limit even if a CR and an LF follow: reject it before reading on.
-                if len(pending) > LINE_LIMIT + 1:
-                    raise _raw_line_error(pending, lineno, display_path)
-            else:
-                block = data[:cut]
-                pending = data[cut + 1:]
-                yield from _checked_block(block, lineno, display_path)
-                lineno += block.count(b"\n") + 1
-                del block
-            del data  # not alive while the next chunk is read: memory stays at a few chunks
-            data = read(_CHUNK)
-        if pending:
-            # The last line has no LF, so a CR at its end is an ordinary character.
-            if len(pending) > LINE_LIMIT:
-                raise _raw_line_error(pending, lineno, display_path)
-            try:
-                text = pending.decode("utf-8")
-            except UnicodeDecodeError:
-                raise _raw_line_error(pending, lineno, display_path) from None
-            yield lineno, text
-    finally:
-        close()
-
-
-def _checked_block(block: bytes, first: int, path: str) -> Iterator[tuple[int, str]]:
-    """`block` (lines each of which was followed by an LF) decoded and checked, as blocks."""
-    try:
-        text = block.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        start = block.rfind(b"\n", 0, exc.start) + 1
-        if start:
-            yield from _checked_block(block[: start - 1], first, path)
-        end = block.find(b"\n", exc.start)
-        raw = block[start:] if end < 0 else block[start:end]
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        raise _raw_line_error(raw, first + block.count(b"\n", 0, start), path) from None
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-        if text.endswith("\r"):
-            text = text[:-1]
-    # A line over the limit has more than LINE_LIMIT / 4 characters: only those need a closer look.
-    if len(block) > LINE_LIMIT:
-        lines = text.split("\n")
-        if max(map(len, lines)) > LINE_LIMIT // 4:
-            for k, line in enumerate(lines):
-                if len(line) > LINE_LIMIT // 4 and len(line.encode("utf-8")) > LINE_LIMIT:
-                    if k:
-                        yield first, "\n".join(lines[:k])
-                    raise _raw_line_error(line.encode("utf-8"), first + k, path)
-    yield first, text
-
-
-def _raw_line_error(raw: bytes, lineno: int, path: str) -> EventFileError:
-    """The error of a line (without its line end) that is not UTF-8 or is over the limit."""
-    head = raw[:LINE_LIMIT]
-    try:
-        prefix = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        shown = head.decode("utf-8", "replace")
-        valid = head[: exc.start].decode("utf-8")
-        straddles = exc.end == len(head) and exc.reason == "unexpected end of data" and len(raw) > len(head)
-        if straddles and _char_ok(raw[exc.start: exc.start + 4]):
-            return _error(path, lineno, len(valid) + 1, "event line is longer than 1 MiB", shown,
-                          hint="an event line holds at most 1,048,576 bytes")
-        return _error(path, lineno, len(valid) + 1, "invalid UTF-8", shown)
-    if len(raw) > LINE_LIMIT:
-        return _error(path, lineno, len(prefix) + 1, "event line is longer than 1 MiB", prefix,
-                      hint="an event line holds at most 1,048,576 bytes")
-    raise AssertionError("the line has no problem")
-
-
-def _char_ok(piece: bytes) -> bool:
-    """Whether `piece` starts with one complete, valid UTF-8 character (or a valid beginning of one)."""
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(piece, final=False)
-    except UnicodeDecodeError as exc:
-        return exc.start > 0
-    return True
 
 
 # ---------------------------------------------------------------------------------------------------
