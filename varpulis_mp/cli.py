@@ -25,6 +25,26 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"varpulis-mp {version('varpulis-mp')}")
+        except PackageNotFoundError:
+            print("varpulis-mp (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Run VPL stream-processing programs across many cores: one worker process per context."""
+
+
 class OutputFormat(str, Enum):
     human = "human"
     jsonl = "jsonl"

@@ -188,3 +188,12 @@ def test_large_valid_program_checks_fast(tmp_path: Path) -> None:
     elapsed = time.process_time() - started
     assert len(checked.streams) == i
     assert elapsed < 3.0, f"checking a 200 KiB program took {elapsed:.2f}s of CPU"
+
+
+def test_version_and_help() -> None:
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("varpulis-mp ")
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for command in ("check", "simulate", "run", "plan"):
+        assert command in proc.stdout
