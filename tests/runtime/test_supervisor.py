@@ -259,33 +259,58 @@ def test_channel_bounds_follow_the_capacity() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_ingress_classifies_lines_as_the_parser_does(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [1, 3, 512])
+def test_ingress_classifies_lines_as_the_parser_does(tmp_path: Path, batch: int) -> None:
     from varpulis_mp.io.readers import EventParser
-    from varpulis_mp.runtime.router import InputEnd, InputReader
+    from varpulis_mp.runtime import wire
+    from varpulis_mp.runtime.ingress import Block, InputEnd, InputReader
 
     lines = [
         "@5ms T { v: 1 }", "  @7s   T{ v: 2 }", "T { v: 3 }", "BATCH 2m", "T {}", "@1h U { }",
         "@0005 T { v: 4 }", "\t@3m\tU\t{ w: 1 }", "# comment", "", "// other", "@2 Tx { a: [1, 2] }",
         '{"type": "T", "ts": 9, "v": 5}', '@4 {"type": "U", "w": 2}', "@1 BATCH { b: 1 }",
         "@999999999999 T { v: 6 }", "@9999999999999 T { v: 7 }", "@12s T { v: 8 }",
-    ]
+    ] + [f"@{i} {t} {{ v: {i} }}" for i in range(40) for t in ("T", "U", "Tx")]
     path = tmp_path / "kinds.evt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    reader = InputReader(path, "kinds.evt", ["S"], {"T", "U", "BATCH"}, want_ts=True)
+    reader = InputReader(path, "kinds.evt", ["S"], [["T", "BATCH"], ["U"], []], batch, want_events=True)
     reader.start()
-    got: list[tuple[int, int, str, int | None]] = []
+    announced: list[tuple[int, str, int]] = []
+    routed: dict[int, tuple[int, str, int, str]] = {}  # origin -> worker, type, line, text
+    unread = 0
     while True:
         item = reader.queue.get(timeout=10)
         if isinstance(item, InputEnd):
             break
-        assert isinstance(item, list), item
-        got.extend((origin, lineno, type_name, ts) for origin, lineno, _, type_name, _, ts in item)
+        assert isinstance(item, Block), item
+        assert item.types is not None and item.times is not None
+        first = item.last - item.events + 1
+        announced.extend(zip(range(first, item.last + 1), item.types, item.times, strict=True))
+        unread += item.unread
+        assert item.messages[2] == []
+        for w, messages in enumerate(item.messages):
+            for data in messages:
+                frames = wire.decode(data)
+                assert sum(len(f[5]) for f in frames if f[0] == wire.LINES) <= batch
+                for _, type_name, ob, line, _, idx, text in (f for f in frames if f[0] == wire.LINES):
+                    for i, t in zip(idx, text.split("\n"), strict=True):
+                        routed[ob + i] = (w, type_name, line + i, t)
+            if w < 2:
+                assert wire.decode(messages[-1])[-1] == [wire.PROGRESS, [["T", "BATCH"], ["U"]][w], item.last]
     reader.join(5)
     reader.close()
     parser = EventParser("kinds.evt", ["S"])
-    expected: list[tuple[int, int, str, int | None]] = []
+    expected: list[tuple[int, str, int]] = []
     for lineno, text in enumerate(lines, 1):
         event = parser.parse_line(text, lineno)
         if event is not None:
-            expected.append((len(expected) + 1, lineno, event.type, event.ts))
-    assert got == expected
+            origin = len(expected) + 1
+            expected.append((origin, event.type, event.ts))
+            w = routed[origin][0]
+            if event.type == "Tx":  # no worker reads it: one that reads events checks it
+                assert w in (0, 1)
+            else:
+                assert w == {"T": 0, "BATCH": 0, "U": 1}[event.type]
+            assert routed[origin][1:] == (event.type, lineno, text)
+    assert announced == expected
+    assert unread == sum(1 for _, t, _ in expected if t == "Tx")

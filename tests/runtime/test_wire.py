@@ -23,8 +23,8 @@ def roundtrip(frames: list[wire.Frame]) -> list[list[Any]]:
 
 @pytest.mark.parametrize("value", VALUES, ids=repr)
 def test_every_value_type_round_trips(value: Any) -> None:
-    (frame,) = roundtrip([(wire.RECORDS, "S", [0, 5, 1, [value]])])
-    got = frame[2][3][0]
+    (frame,) = roundtrip([(wire.RECORDS, "S", 0, [5], [1], [[value]])])
+    got = frame[5][0][0]
     assert got == value
     assert type(got) is type(value)
     if isinstance(value, float):
@@ -34,7 +34,7 @@ def test_every_value_type_round_trips(value: Any) -> None:
 def test_frames_keep_their_order_and_kinds() -> None:
     frames: list[wire.Frame] = [
         (wire.START,),
-        (wire.LINES, "Reading", [1, 3, 0, "@5 Reading { v: 1 }", 2, 4, 100, "Reading {}"]),
+        (wire.LINES, "Reading", 1, 3, 100, [0, 2], "@5 Reading { v: 1 }\nReading {}"),
         (wire.SHAPE, 0, ["a", "b"]),
         (wire.PROGRESS, ["Reading", "Other"], 2),
         (wire.EOS, "Reading", 3),
@@ -103,4 +103,33 @@ def test_diagnostic_round_trip() -> None:
 
 def test_unsupported_value_is_refused() -> None:
     with pytest.raises(TypeError):
-        wire.encode([(wire.RECORDS, "S", [0, 1, 1, [object()]])])
+        wire.encode([(wire.RECORDS, "S", 0, [1], [1], [[object()]])])
+
+
+def test_records_travel_column_wise_per_stream_and_shape() -> None:
+    from varpulis_mp.runtime.transport import Outbox
+
+    records = [("A", 1, 1, {"x": 1, "y": "a"}), ("A", 2, 2, {"x": 2, "y": "b"}),
+               ("A", 3, 2, {"y": "c", "x": 3}), ("B", 3, 3, {"x": 4, "y": "d"}),
+               ("A", 4, 4, {"x": 5, "y": "e"}), ("A", 5, 5, {"x": 6, "y": "f"})]
+    box = Outbox(None, batch=5)
+    for stream, ts, origin, fields in records:
+        box.add_record(stream, ts, origin, fields)
+    box.seal()
+    assert len(box.outbox) == 2  # sealed at 5 records, then the last one
+    dec = wire.ShapeDecoder()
+    got: list[tuple[str, int, int, dict[str, Any]]] = []
+    kinds: list[int] = []
+    for data in box.outbox:
+        for f in wire.decode(data):
+            kinds.append(f[0])
+            if f[0] == wire.SHAPE:
+                dec.learn(f)
+            else:
+                _, stream, sid, times, origins, rows = f
+                got.extend((stream, t, o, dec.fields(sid, row))
+                           for t, o, row in zip(times, origins, rows, strict=True))
+    assert got == records
+    assert [list(r[3]) for r in got] == [list(r[3]) for r in records]  # field order is kept
+    assert kinds == [wire.SHAPE, wire.RECORDS, wire.SHAPE, wire.RECORDS, wire.RECORDS, wire.RECORDS,
+                     wire.RECORDS]

@@ -248,16 +248,22 @@ def _simulate(
             source: IO[bytes] | replay.PacedSource = handle
             if not options.immediate:
                 source = replay.PacedSource(handle, options.speed)
-            summary = run_processes(
-                checked,
-                source,  # type: ignore[arg-type]
-                display,
-                on_origin,
-                channel_capacity=options.channel_capacity,
-                pin=True,
-                unpinned=unpinned,
-                on_input_event=on_input,
-            )
+            if jsonl is not None and options.immediate and not progress.active:
+                # Nothing to show per input event: hand over only the origins that made records.
+                summary = run_processes(checked, source, display, jsonl.write_outputs,  # type: ignore[arg-type]
+                                        channel_capacity=options.channel_capacity, pin=True,
+                                        unpinned=unpinned, skip_empty=True)
+            else:
+                summary = run_processes(
+                    checked,
+                    source,  # type: ignore[arg-type]
+                    display,
+                    on_origin,
+                    channel_capacity=options.channel_capacity,
+                    pin=True,
+                    unpinned=unpinned,
+                    on_input_event=on_input,
+                )
         else:
             from varpulis_mp.runtime.local import run_local
 

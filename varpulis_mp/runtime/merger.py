@@ -15,7 +15,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from varpulis_mp.engine.output import Counters, Output
+from varpulis_mp.engine.output import NO_KEY, Counters, Output
 from varpulis_mp.errors import Diagnostic
 from varpulis_mp.runtime import wire
 
@@ -32,10 +32,12 @@ class Merger:
     """Collects worker messages and hands complete origins to `on_origin_complete`, in order."""
 
     def __init__(self, stream_names: list[str], n_workers: int, cross_fanout: dict[str, int],
-                 on_origin_complete: Callable[[list[Output]], None]) -> None:
+                 on_origin_complete: Callable[[list[Output]], None], skip_empty: bool = False) -> None:
         self.stream_names = stream_names
         self.on_origin_complete = on_origin_complete
-        self.fanout = {name: n for name, n in cross_fanout.items() if n}
+        self.skip_empty = skip_empty
+        # Records of stream index i count fanout[i] cross-context events each.
+        self.fanout = [cross_fanout.get(name, 0) for name in stream_names]
         self.progress: dict[str, int] = {name: 0 for name in stream_names}
         self.ended = 0
         self.pending: dict[int, list[Output]] = {}
@@ -80,29 +82,37 @@ class Merger:
                 raise wire.WireError(f"unexpected frame kind {kind!r} from a worker")
 
     def _outputs(self, frame: list[Any], dec: wire.ShapeDecoder) -> None:
-        outputs = wire.decode_outputs(frame, dec, self.stream_names)
+        flat = frame[1]
+        names = dec.names
+        codes = wire.OUTPUT_KINDS
+        stream_names = self.stream_names
         pending = self.pending
         released = self.released
         fanout = self.fanout
+        cross = 0
         last = -1
         lst: list[Output] = []
-        for o in outputs:
-            origin = o.origin
+        it = iter(flat)
+        # zip over one iterator eight times walks the flat list eight items at a time, without slicing.
+        for origin, sidx, seq, code, ts, sid, values, key in zip(it, it, it, it, it, it, it, it, strict=True):
             if origin != last:  # outputs of one origin come together: one lookup per run
                 if origin <= released:
-                    raise wire.WireError(f"output of stream '{o.stream}' for origin {origin} arrived "
-                                         f"after that origin was complete")
+                    raise wire.WireError(f"output of stream '{stream_names[sidx]}' for origin {origin} "
+                                         f"arrived after that origin was complete")
                 found = pending.get(origin)
                 if found is None:
                     found = pending[origin] = []
                 lst = found
                 last = origin
-            lst.append(o)
+            kind, keyed = codes[code]
+            lst.append(Output(origin, sidx, seq, stream_names[sidx], kind, ts,
+                              dict(zip(names[sid], values, strict=False)), key if keyed else NO_KEY))
             # Counted on arrival: every output that arrives is released, unless the run stops
             # at a bad line, and then no summary is given.
-            if fanout and o.kind == "record":
-                self.cross += fanout.get(o.stream, 0)
-        self.held += len(outputs)
+            if code == 0:
+                cross += fanout[sidx]
+        self.cross += cross
+        self.held += len(flat) // wire.OUTPUT_STRIDE
 
     def complete(self) -> int:
         """The largest origin every stream has progressed to (ENDED once all streams ended)."""
@@ -115,17 +125,33 @@ class Merger:
         return min(self.errors, key=lambda e: e[0]) if self.errors else None
 
     def release(self, upto: int) -> None:
-        """Hand over every origin up to `upto` (inclusive), each once, empty ones included."""
+        """Hand over every origin up to `upto` (inclusive), each once, in order; empty ones too unless
+        `skip_empty`."""
         pending = self.pending
         emit = self.on_origin_complete
         k = self.released
+        if k >= upto:
+            return
+        if self.skip_empty:
+            # Only origins with outputs are handed over: a run of empty ones costs nothing.
+            ready = [o for o in pending if o <= upto] if len(pending) else []
+            ready.sort()
+            for o in ready:
+                out = pending.pop(o)
+                if len(out) > 1:
+                    out.sort(key=_ORDER_IN_ORIGIN)
+                self.held -= len(out)
+                self.released = o
+                emit(out)
+            self.released = upto
+            return
         while k < upto:
             k += 1
-            out = pending.pop(k, None)
-            if out is None:
+            if k not in pending:
                 self.released = k
                 emit([])
                 continue
+            out = pending.pop(k)
             if len(out) > 1:
                 out.sort(key=_ORDER_IN_ORIGIN)
             self.held -= len(out)

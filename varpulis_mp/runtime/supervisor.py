@@ -34,8 +34,9 @@ from varpulis_mp.engine.plan import Plan, build_plan
 from varpulis_mp.errors import EventFileError, RuntimeFailure
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
+from varpulis_mp.runtime.ingress import InputReader
 from varpulis_mp.runtime.merger import ENDED, Merger
-from varpulis_mp.runtime.router import InputReader, Router
+from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.transport import Receiver, Transport, batch_size_for, wait
 from varpulis_mp.runtime.worker import WorkerSpec, worker_main
@@ -51,11 +52,12 @@ POLL_S = 0.05
 def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
                   display_path: str, on_origin_complete: Callable[[list[Output]], None], *,
                   channel_capacity: int = 1000, pin: bool = True, unpinned: set[str] | None = None,
-                  on_input_event: Callable[[int, int, str], None] | None = None) -> Summary:
+                  on_input_event: Callable[[int, int, str], None] | None = None,
+                  skip_empty: bool = False) -> Summary:
     """Run `program` over the event source with one worker process per context.
 
     `on_origin_complete` gets each origin's Outputs in canonical order, origins increasing (empty
-    lists included), then the end-of-input flush (origin N+1). `on_input_event(origin, ts, type)`
+    lists included unless `skip_empty`), then the end-of-input flush (origin N+1). `on_input_event(origin, ts, type)`
     is called as each event is read, before it is forwarded. Contexts named in `unpinned`, and all
     of them when `pin` is false, run on every available core.
     """
@@ -64,7 +66,7 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
     plan = build_plan(program)
     specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set())
     sup = _Supervisor(program, plan, specs, events_source, display_path, on_origin_complete,
-                      on_input_event, channel_capacity)
+                      on_input_event, channel_capacity, skip_empty)
     return sup.run()
 
 
@@ -120,7 +122,8 @@ class _Supervisor:
     def __init__(self, program: CheckedProgram, plan: Plan, specs: list[WorkerSpec],
                  source: str | os.PathLike[str] | IO[bytes], display_path: str,
                  on_origin_complete: Callable[[list[Output]], None],
-                 on_input_event: Callable[[int, int, str], None] | None, capacity: int) -> None:
+                 on_input_event: Callable[[int, int, str], None] | None, capacity: int,
+                 skip_empty: bool) -> None:
         self.program = program
         self.plan = plan
         self.specs = specs
@@ -136,7 +139,7 @@ class _Supervisor:
         self.reader: InputReader | None = None
         self.run_dir: RunDir | None = None
         self.merger = Merger([s.name for s in program.streams], len(specs), plan.cross_fanout,
-                             on_origin_complete)
+                             on_origin_complete, skip_empty)
         self.router: Router | None = None
         self.outputs: list[Receiver] = []
         self.last_child_check = 0.0
@@ -220,12 +223,11 @@ class _Supervisor:
         t = self.transport
         senders = [t.sender(self.run_dir.ingress(w.spec.index), bind=False) for w in self.workers]
         self.outputs = [t.receiver(self.run_dir.output(w.spec.index), bind=False) for w in self.workers]
-        self.router = Router([w.spec.event_types for w in self.workers], senders,
-                             batch_size_for(self.capacity), self.on_input_event)
+        types = [w.spec.event_types for w in self.workers]
+        self.router = Router(types, senders, self.on_input_event)
         self.router.start()
-        routed = {ty for w in self.workers for ty in w.spec.event_types}
         self.reader = InputReader(self.source, self.display_path, [s.name for s in self.program.streams],
-                                  routed, want_ts=self.on_input_event is not None)
+                                  types, batch_size_for(self.capacity), want_events=self.on_input_event is not None)
         self.router.attach(self.reader)
 
     def _loop(self) -> None:

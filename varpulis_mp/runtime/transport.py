@@ -34,7 +34,7 @@ from varpulis_mp.runtime import wire
 __all__ = ["DEFAULT_BATCH", "Outbox", "Receiver", "SOCKET_BUFFER", "Sender", "Transport", "batch_size_for",
            "hwm_for", "wait"]
 
-DEFAULT_BATCH = 128
+DEFAULT_BATCH = 512
 SOCKET_BUFFER = 32 * 1024
 
 
@@ -60,7 +60,7 @@ class Sender:
     def try_send(self, data: bytes) -> bool:
         """Queue `data` unless the channel is full; never blocks."""
         try:
-            self.sock.send(data, zmq.NOBLOCK, copy=len(data) < 65536)
+            self.sock.send(data, zmq.NOBLOCK)
         except zmq.Again:
             return False
         return True
@@ -159,30 +159,52 @@ def wait(receivers: list[Receiver], senders: list[Sender], fds: list[int],
 class Outbox:
     """One outgoing channel of a worker: frames gathered for the next message, messages not yet sent.
 
-    `open_stream`/`open_flat` are the record batch still open for appending (RECORDS frames).
+    Records are gathered column-wise, one `RECORDS` frame per run of records of the same stream and
+    shape (`open_*` is the frame still open for appending).
     """
 
-    __slots__ = ("sender", "shapes", "frames", "count", "outbox", "open_stream", "open_flat")
+    __slots__ = ("sender", "shapes", "frames", "count", "batch", "outbox", "open_stream", "open_names",
+                 "open_times", "open_origins", "open_rows")
 
-    def __init__(self, sender: Sender | None) -> None:
+    def __init__(self, sender: Sender | None, batch: int = DEFAULT_BATCH) -> None:
         self.sender = sender
         self.shapes = wire.ShapeEncoder()
         self.frames: list[wire.Frame] = []
         self.count = 0
+        self.batch = batch
         self.outbox: deque[bytes] = deque()
         self.open_stream: str | None = None
-        self.open_flat: list[Any] | None = None
+        self.open_names: tuple[str, ...] = ()
+        self.open_times: list[int] = []
+        self.open_origins: list[int] = []
+        self.open_rows: list[list[Any]] = []
 
     def add(self, frame: wire.Frame) -> None:
         """Append a frame that is not a record batch; later records start a new batch after it."""
         self.frames.append(frame)
         self.open_stream = None
-        self.open_flat = None
+
+    def add_record(self, stream: str, ts: int, origin: int, fields: dict[str, Any]) -> None:
+        """Append one record of `stream`; seals the message once it holds `batch` records."""
+        names = tuple(fields)
+        if stream != self.open_stream or names != self.open_names:
+            sid = self.shapes.shape_id(names, self.frames)
+            self.open_stream = stream
+            self.open_names = names
+            self.open_times = []
+            self.open_origins = []
+            self.open_rows = []
+            self.frames.append((wire.RECORDS, stream, sid, self.open_times, self.open_origins, self.open_rows))
+        self.open_times.append(ts)
+        self.open_origins.append(origin)
+        self.open_rows.append(list(fields.values()))
+        self.count += 1
+        if self.count >= self.batch:
+            self.seal()
 
     def seal(self) -> None:
         """Turn the gathered frames into one message."""
         self.open_stream = None
-        self.open_flat = None
         if self.frames:
             self.outbox.append(wire.encode(self.frames))
             self.frames = []

@@ -5,10 +5,12 @@ array whose first element is its kind. Grouping several frames in one message le
 its data and the progress that covers it together, in order. Frames:
 
 * `START` — first message on a worker's ingress: every worker is ready, connect your producers.
-* `LINES type entries` — raw input lines of one event type, parsed by the receiving worker;
-  `entries` is flat: origin, line number, BATCH time, text, origin, ...
-* `RECORDS stream entries` — output records of one stream sent to a reading context; flat:
-  shape id, event time, origin, field values, ...
+* `LINES type origin line time idx text` — raw input lines of one event type, parsed by the
+  receiving worker: `text` holds them joined by LFs; the k-th has origin `origin + idx[k]`, line
+  number `line + idx[k]` and the BATCH time `time`.
+* `RECORDS stream shape times origins rows` — output records of one stream and one shape sent to
+  a reading context, column-wise: event times, origins, and one array of field values per record
+  (a record's fields are rebuilt from the shape's names and its row).
 * `SHAPE id names` — the field names of a shape id, sent once per channel before first use (input
   events need not share a schema).
 * `PROGRESS ids n` — every item of these streams or event types with origin <= n has been sent on
@@ -28,6 +30,7 @@ range travel as an extension type holding their decimal digits. Pickle is never 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgpack
@@ -37,8 +40,8 @@ from varpulis_mp.errors import Diagnostic, SourcePos
 
 __all__ = [
     "EOS", "ERROR", "FAIL", "LINES", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
-    "STATS", "STOP", "VERSION", "Frame", "ShapeDecoder", "ShapeEncoder", "WireError", "decode",
-    "decode_diagnostic", "decode_outputs", "encode", "encode_diagnostic", "encode_outputs",
+    "STATS", "STOP", "VERSION", "OUTPUT_KINDS", "OUTPUT_STRIDE", "Frame", "ShapeDecoder", "ShapeEncoder", "WireError", "decode",
+    "decode_diagnostic", "decode_outputs", "encode", "encode_diagnostic", "encode_outputs", "make_encoder",
 ]
 
 VERSION: Final = 1
@@ -61,8 +64,6 @@ STOP: Final = 11
 # A frame is a list (or tuple) whose first element is one of the kinds above.
 Frame = list[Any] | tuple[Any, ...]
 
-LINE_STRIDE: Final = 4
-RECORD_STRIDE: Final = 4
 OUTPUT_STRIDE: Final = 8
 
 # Output kinds with and without a partition key; a record never has one.
@@ -73,7 +74,7 @@ _KIND_CODE: Final[dict[tuple[str, bool], int]] = {
     ("window", False): 3,
     ("session", False): 4,
 }
-_CODE_KIND: Final[list[tuple[OutputKind, bool]]] = [
+OUTPUT_KINDS: Final[list[tuple[OutputKind, bool]]] = [
     ("record", False), ("window", True), ("session", True), ("window", False), ("session", False),
 ]
 
@@ -98,9 +99,21 @@ _packer = msgpack.Packer(default=_default, use_bin_type=True, autoreset=True)
 
 
 def encode(frames: list[Frame]) -> bytes:
-    """One message holding `frames`, in order."""
+    """One message holding `frames`, in order (for the main thread: the packer is shared)."""
     packed: bytes = _packer.pack(frames)
     return _VERSION_BYTE + packed
+
+
+def make_encoder() -> Callable[[list[Frame]], bytes]:
+    """An `encode` with a packer of its own, for a thread other than the main one."""
+    packer = msgpack.Packer(default=_default, use_bin_type=True, autoreset=True)
+    pack = packer.pack
+
+    def encode_own(frames: list[Frame]) -> bytes:
+        packed: bytes = pack(frames)
+        return _VERSION_BYTE + packed
+
+    return encode_own
 
 
 def decode(data: bytes | memoryview) -> list[list[Any]]:
@@ -167,7 +180,7 @@ def decode_outputs(frame: list[Any], shapes: ShapeDecoder, stream_names: list[st
     """The Outputs of an OUTPUTS frame; `stream_names` maps stream index to name."""
     flat = frame[1]
     names = shapes.names
-    codes = _CODE_KIND
+    codes = OUTPUT_KINDS
     out: list[Output] = []
     append = out.append
     it = iter(flat)

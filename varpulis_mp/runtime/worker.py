@@ -5,7 +5,8 @@ ZeroMQ context, bind its inputs (ingress from the router, one channel per upstre
 output toward the merger, build the `Dataflow` of its streams and report ready. Then it parses the
 raw lines the router forwards, pushes records from upstream contexts, and sends its outputs with
 per-stream progress to the merger and its records to the contexts reading them, with progress and
-end-of-stream in band after the data they cover (DESIGN.md §2-§4). It exits 0 once every stream it
+end-of-stream in band after the data they cover (DESIGN.md §2-§4). Lines of event types no stream
+reads may be sent to it too, only to be checked. It exits 0 once every stream it
 hosts has ended and everything it sent has been delivered.
 
 Backpressure: while any of its outgoing channels is full the worker stops reading its ingress and
@@ -13,6 +14,8 @@ the channels of upstream contexts outside its own cycle of contexts, so a slow c
 router. Channels from contexts in the same cycle (`default -> worker -> default`) keep being read,
 since two contexts waiting for each other would otherwise wait forever; the stream graph has no
 cycle, so what they buffer is bounded by what entered the cycle before it filled.
+
+`VARPULIS_MP_WORKER_PROFILE=DIR` runs each worker under cProfile and writes DIR/worker-NAME.prof.
 """
 
 from __future__ import annotations
@@ -79,7 +82,16 @@ def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, pare
         if os.getppid() != parent:
             os._exit(75)  # the supervisor died before the signal was armed
         _prctl(_PR_SET_NAME, f"vmp-{spec.name}"[:15].encode())
-        code = _Worker(program, spec, run_dir, parent).run()
+        profile_dir = os.environ.get("VARPULIS_MP_WORKER_PROFILE")
+        if profile_dir:
+            # Measuring only: each worker's cProfile statistics in DIR/worker-NAME.prof.
+            import cProfile
+
+            profiler = cProfile.Profile()
+            code = profiler.runcall(_Worker(program, spec, run_dir, parent).run)
+            profiler.dump_stats(os.path.join(profile_dir, f"worker-{spec.name}.prof"))
+        else:
+            code = _Worker(program, spec, run_dir, parent).run()
     except BaseException:
         # The supervisor reports the failure (RuntimeFailure); the traceback is for debugging only.
         if os.environ.get("VARPULIS_MP_DEBUG"):
@@ -99,6 +111,7 @@ class _Worker:
         self.run_dir = run_dir
         self.parent = parent
         self.batch = batch_size_for(spec.capacity)
+        self.types = frozenset(spec.event_types)
         self.stream_index = {s.name: s.index for s in program.streams}
         source = {s.name: s.source for s in program.streams}
         hosted = set(spec.streams)
@@ -134,9 +147,9 @@ class _Worker:
             upstream = sorted(set(spec.inputs_from.values()))
             peers = {src: transport.receiver(rd.peer(spec.index, src), bind=True) for src in upstream}
             out = transport.sender(rd.output(spec.index), bind=True)
-            self.dests[MERGER] = Outbox(out)
+            self.dests[MERGER] = Outbox(out, self.batch)
             for dst in sorted({d for dsts in spec.outputs_to.values() for d in dsts}):
-                self.dests[dst] = Outbox(None)  # connected on START, once every worker is ready
+                self.dests[dst] = Outbox(None, self.batch)  # connected on START, once every worker is ready
             self.flow = Dataflow(self.program, self.emitted.append, hosted=spec.streams)
             if not self.ctl.try_send(wire.encode([(wire.READY, spec.index, os.getpid())])):
                 raise RuntimeError("cannot report ready")
@@ -225,9 +238,9 @@ class _Worker:
         for frame in frames:
             kind = frame[0]
             if kind == wire.LINES:
-                self._lines(frame[1], frame[2])
+                self._lines(frame)
             elif kind == wire.RECORDS:
-                self._records(frame[1], frame[2], dec)
+                self._records(frame, dec)
             elif kind == wire.SHAPE:
                 dec.learn(frame)
             elif kind == wire.PROGRESS:
@@ -251,50 +264,44 @@ class _Worker:
             if dst != MERGER and dest.sender is None:
                 dest.sender = transport.sender(self.run_dir.peer(dst, self.spec.index), bind=False)
 
-    def _lines(self, type_name: str, flat: list[Any]) -> None:
-        """Parse and push raw lines; runs of lines with the same BATCH time are parsed as one block
-        (the parser's fast path), each event found again by its index in the run."""
+    def _lines(self, frame: list[Any]) -> None:
+        """Parse and push a LINES frame's raw lines: one block for the parser's fast path, each event
+        found again by its index in the block."""
+        _, type_name, origin_base, line_base, batch_time, idx, text = frame
         limit = self.err_origin
-        origins: list[int] = []
-        linenos: list[int] = []
-        texts: list[str] = []
-        run_time = self.batch_time
-        it = iter(flat)
-        for origin, lineno, batch_time, text in zip(it, it, it, it, strict=True):
-            if origin >= limit:
-                break  # lines come in origin order: none after a bad line is processed
-            if batch_time != run_time and texts:
-                self._run(type_name, origins, linenos, texts)
-                origins, linenos, texts = [], [], []
-                limit = self.err_origin
-                if origin >= limit:
-                    break
-            run_time = batch_time
-            if batch_time != self.batch_time:
-                self._set_batch_time(batch_time)
-            origins.append(origin)
-            linenos.append(lineno)
-            texts.append(text)
-        if texts:
-            self._run(type_name, origins, linenos, texts)
-
-    def _run(self, type_name: str, origins: list[int], linenos: list[int], texts: list[str]) -> None:
+        if not idx or origin_base + idx[0] >= limit:
+            return  # none after a bad line is processed
+        if batch_time != self.batch_time:
+            self._set_batch_time(batch_time)
+        if type_name not in self.types:
+            # Events no stream reads, sent here to be checked: only a bad line matters.
+            try:
+                self.parser.count_block(text, 0)
+            except EventFileError:
+                self._one_by_one(type_name, [origin_base + i for i in idx], [line_base + i for i in idx],
+                                 text.split("\n"))
+            return
         push = self.flow.push_event
         route = self._route
         emitted = self.emitted
         batch = self.batch
         done = 0  # lines handled so far
         try:
-            for event in self.parser.parse_block("\n".join(texts), 0):
+            for event in self.parser.parse_block(text, 0):
                 k = event.line
-                push(origins[k], type_name, event.ts, event.fields)
+                origin = origin_base + idx[k]
+                if origin >= limit:
+                    return
+                push(origin, type_name, event.ts, event.fields)
                 done = k + 1
                 if len(emitted) >= batch:
                     route()
         except EventFileError:
-            # Positions in a block are indexes into the run: go on line by line from the first
-            # line not handled, so the bad line is reported at its own line and origin.
-            self._one_by_one(type_name, origins[done:], linenos[done:], texts[done:])
+            # Positions in a block are indexes into it: go on line by line from the first line not
+            # handled, so the bad line is reported at its own line and origin.
+            rest = idx[done:]
+            texts = text.split("\n")[done:]
+            self._one_by_one(type_name, [origin_base + i for i in rest], [line_base + i for i in rest], texts)
 
     def _one_by_one(self, type_name: str, origins: list[int], linenos: list[int], texts: list[str]) -> None:
         parse = self.parser.parse_line
@@ -304,7 +311,7 @@ class _Worker:
             except EventFileError as exc:
                 self._bad_line(origin, exc)
                 return
-            if event is not None:
+            if event is not None and type_name in self.types:
                 self.flow.push_event(origin, type_name, event.ts, event.fields)
 
     def _set_batch_time(self, t: int) -> None:
@@ -320,18 +327,19 @@ class _Worker:
             merger = self.dests[MERGER]
             merger.add((wire.ERROR, origin, wire.encode_diagnostic(exc.diagnostics[0])))
 
-    def _records(self, stream: str, flat: list[Any], dec: wire.ShapeDecoder) -> None:
+    def _records(self, frame: list[Any], dec: wire.ShapeDecoder) -> None:
+        _, stream, sid, times, origins, rows = frame
         push = self.flow.push_record
-        names = dec.names
+        names = dec.names[sid]
         limit = self.err_origin
         route = self._route
         emitted = self.emitted
-        it = iter(flat)
-        for sid, ts, origin, values in zip(it, it, it, it, strict=True):
+        batch = self.batch
+        for ts, origin, row in zip(times, origins, rows, strict=True):
             if origin >= limit:
                 continue
-            push(origin, stream, ts, dict(zip(names[sid], values, strict=False)))
-            if len(emitted) >= self.batch:
+            push(origin, stream, ts, dict(zip(names, row, strict=False)))
+            if len(emitted) >= batch:
                 route()
 
     def _eos(self, source: str, flush_origin: int) -> None:
@@ -366,33 +374,14 @@ class _Worker:
                 merger.seal()
         readers = self.readers
         if readers:
+            dests = self.dests
             for o in emitted:
-                if o.kind != "record":
-                    continue
                 dsts = readers.get(o.stream)
-                if dsts is None:
+                if dsts is None or o.kind != "record":
                     continue
                 for dst in dsts:
-                    self._add_record(self.dests[dst], o)
+                    dests[dst].add_record(o.stream, o.ts, o.origin, o.fields)
         emitted.clear()
-
-    def _add_record(self, dest: Outbox, o: Output) -> None:
-        fields = o.fields
-        if dest.open_stream != o.stream or dest.open_flat is None:
-            dest.open_flat = []
-            dest.open_stream = o.stream
-            sid = dest.shapes.shape_id(tuple(fields), dest.frames)
-            dest.frames.append((wire.RECORDS, o.stream, dest.open_flat))
-        else:
-            sid = dest.shapes.shape_id(tuple(fields), dest.frames)
-            if dest.frames[-1][0] == wire.SHAPE:
-                # A new shape frame must come before the records that use it: reopen after it.
-                dest.open_flat = []
-                dest.frames.append((wire.RECORDS, o.stream, dest.open_flat))
-        dest.open_flat.extend((sid, o.ts, o.origin, list(fields.values())))
-        dest.count += 1
-        if dest.count >= self.batch:
-            dest.seal()
 
     def _progress(self) -> None:
         """Pass on the progress of every hosted stream whose source moved on."""
