@@ -133,17 +133,17 @@ def run(
         typer.Option("--file", "-f", help="The .vpl program (same as the argument).", show_default=False),
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--output", help="Output format.")] = OutputFormat.jsonl,
-    channel_capacity: Annotated[
-        int, typer.Option("--channel-capacity", min=1, help="Events in flight per channel between processes.")
-    ] = 1000,
     debug: DebugOption = False,
 ) -> None:
-    """Run a program on live `.evt` lines from standard input until the input ends or SIGTERM/SIGINT."""
+    """Run a program on live `.evt` lines from standard input until the input ends or SIGTERM/SIGINT.
+
+    Live runs use one process for every context for now (cores are still checked).
+    """
     chosen = program or file
     if chosen is None or (program is not None and file is not None):
         print("error: give the program once, as an argument or with --file", file=sys.stderr)
         raise typer.Exit(2)
-    options = commands.RunOptions(program=str(chosen), output=output.value, channel_capacity=channel_capacity)
+    options = commands.RunOptions(program=str(chosen), output=output.value)
     _guarded(debug, lambda: commands.run(options))
 
 

@@ -336,7 +336,6 @@ def _human_view(checked: CheckedProgram) -> HumanView:
 class RunOptions:
     program: str
     output: str = "jsonl"
-    channel_capacity: int = 1000
 
 
 def run(options: RunOptions) -> int:
