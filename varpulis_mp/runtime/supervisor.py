@@ -238,10 +238,13 @@ class _Supervisor:
         outputs = self.outputs
         if self.draining:
             router.end_input()
+        readable = set(range(len(outputs)))  # what the last wait found readable (at first: try all)
         while True:
             self._dispatch_signals()
             self._check_children()
             for i, rcv in enumerate(outputs):
+                if i not in readable:
+                    continue
                 for _ in range(64):
                     data = rcv.try_recv()
                     if data is None:
@@ -255,7 +258,7 @@ class _Supervisor:
             if router.reading:
                 router.feed()
             fds = [reader.wake_r] if router.reading and router.idle() else []
-            wait(outputs, router.busy_senders(), fds, POLL_S)
+            readable = wait(outputs, router.busy_senders(), fds, POLL_S)[0]
 
     def _release(self) -> None:
         merger = self.merger

@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 from varpulis_mp.engine.dataflow import Dataflow
 from varpulis_mp.engine.output import Output
 from varpulis_mp.errors import EventFileError
+from varpulis_mp.io.evt_fast import ShapeSet, compile_shape, fast_kinds, shape_set
 from varpulis_mp.io.readers import EventParser
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
@@ -42,6 +43,7 @@ __all__ = ["MERGER", "WorkerSpec", "worker_main"]
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 _ENDED = 1 << 62  # progress of a source that has ended
+_FAST_MISSES = 3  # blocks of a type its learned shape did not cover before that type stops trying it
 MERGER = -1  # destination key of the channel toward the merger
 
 
@@ -130,6 +132,10 @@ class _Worker:
         self.parser = EventParser(spec.display_path, [s.name for s in program.streams])
         self.batch_time = 0
         self.started = False
+        # Per event type: the one-shape alternation learned from its first line (None: not fast-path
+        # material), and how many blocks it did not cover whole.
+        self.fast: dict[str, ShapeSet | None] = {}
+        self.misses: dict[str, int] = {}
         # Filled in by run() once the sockets exist.
         self.dests: dict[int, Outbox] = {}
         self.readers: dict[str, list[int]] = {name: list(dsts) for name, dsts in spec.outputs_to.items()}
@@ -202,11 +208,10 @@ class _Worker:
                         break
                     dec = ingress_dec if owner is None else decoders[owner]
                     self._handle(wire.decode(data), dec, transport)
-                    self._seal_all()
-                    for d in dests:
-                        d.pump()
                     if owner is None and self.started and any(d.outbox for d in dests):
                         break
+            # One message per turn and channel: what the turn's input messages gave, together.
+            self._seal_all()
             for d in dests:
                 d.pump()
 
@@ -273,21 +278,39 @@ class _Worker:
             return  # none after a bad line is processed
         if batch_time != self.batch_time:
             self._set_batch_time(batch_time)
+        lines = text.count("\n") + 1
+        fast = self.fast.get(type_name)
+        rows = fast.pattern.findall(text) if fast is not None else None
+        if rows is not None and len(rows) != lines:
+            rows = None  # a line the shape does not cover: the parser's own way, precise where needed
+            self.misses[type_name] = misses = self.misses.get(type_name, 0) + 1
+            if misses >= _FAST_MISSES:
+                self.fast[type_name] = None
         if type_name not in self.types:
             # Events no stream reads, sent here to be checked: only a bad line matters.
+            if rows is not None:
+                return  # every line matched a shape the parser accepted: all valid
             try:
                 self.parser.count_block(text, 0)
             except EventFileError:
                 self._one_by_one(type_name, [origin_base + i for i in idx], [line_base + i for i in idx],
                                  text.split("\n"))
+                return
+            if type_name not in self.fast:
+                self._learn(type_name, text)
             return
         push = self.flow.push_event
         route = self._route
         emitted = self.emitted
         batch = self.batch
+        parser = self.parser
         done = 0  # lines handled so far
         try:
-            for event in self.parser.parse_block(text, 0):
+            if rows is not None and fast is not None:
+                events = fast.run(rows, 0, lambda: parser.batch_time)
+            else:
+                events = parser.parse_block(text, 0)
+            for event in events:
                 k = event.line
                 origin = origin_base + idx[k]
                 if origin >= limit:
@@ -302,6 +325,21 @@ class _Worker:
             rest = idx[done:]
             texts = text.split("\n")[done:]
             self._one_by_one(type_name, [origin_base + i for i in rest], [line_base + i for i in rest], texts)
+            return
+        if type_name not in self.fast:
+            self._learn(type_name, text)
+
+    def _learn(self, type_name: str, text: str) -> None:
+        """Learn the shape of a block's first line, which the parser has accepted."""
+        first = text.split("\n", 1)[0]
+        event = self.parser.parse_line(first, 0)
+        fast: ShapeSet | None = None
+        if event is not None and event.type == type_name:
+            names = tuple(event.fields)
+            kinds = fast_kinds(type_name, names, first)
+            if kinds is not None:
+                fast = shape_set((compile_shape(type_name, names, kinds),))
+        self.fast[type_name] = fast
 
     def _one_by_one(self, type_name: str, origins: list[int], linenos: list[int], texts: list[str]) -> None:
         parse = self.parser.parse_line
