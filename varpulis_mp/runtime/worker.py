@@ -20,9 +20,7 @@ cycle, so what they buffer is bounded by what entered the cycle before it filled
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -31,19 +29,17 @@ from typing import Any, NoReturn
 from varpulis_mp.engine.dataflow import Dataflow
 from varpulis_mp.engine.output import Output
 from varpulis_mp.errors import EventFileError
-from varpulis_mp.io.evt_fast import ShapeSet, compile_shape, fast_kinds, shape_set
 from varpulis_mp.io.readers import EventParser
 from varpulis_mp.lang.checked import CheckedProgram
-from varpulis_mp.runtime import affinity, wire
+from varpulis_mp.runtime import wire
+from varpulis_mp.runtime.child import prepare_child
 from varpulis_mp.runtime.rundir import RunDir
+from varpulis_mp.runtime.shapes import LearnedShapes
 from varpulis_mp.runtime.transport import Outbox, Receiver, Transport, batch_size_for, wait
 
 __all__ = ["MERGER", "WorkerSpec", "worker_main"]
 
-_PR_SET_PDEATHSIG = 1
-_PR_SET_NAME = 15
 _ENDED = 1 << 62  # progress of a source that has ended
-_FAST_MISSES = 3  # blocks of a type its learned shape did not cover before that type stops trying it
 MERGER = -1  # destination key of the channel toward the merger
 
 
@@ -63,27 +59,11 @@ class WorkerSpec:
     display_path: str = "<events>"
 
 
-def _prctl(option: int, arg: int | bytes) -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(option, arg, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: no parent-death signal, no process name
-
-
 def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> NoReturn:
     """Entry point in the forked child; never returns (exits with `os._exit`)."""
     code = 70
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the supervisor's to handle
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        if spec.cores is not None:
-            affinity.pin_current_process(spec.cores)
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:
-            os._exit(75)  # the supervisor died before the signal was armed
-        _prctl(_PR_SET_NAME, f"vmp-{spec.name}"[:15].encode())
+        prepare_child(spec.name, spec.cores, parent)
         profile_dir = os.environ.get("VARPULIS_MP_WORKER_PROFILE")
         if profile_dir:
             # Measuring only: each worker's cProfile statistics in DIR/worker-NAME.prof.
@@ -132,10 +112,7 @@ class _Worker:
         self.parser = EventParser(spec.display_path, [s.name for s in program.streams])
         self.batch_time = 0
         self.started = False
-        # Per event type: the one-shape alternation learned from its first line (None: not fast-path
-        # material), and how many blocks it did not cover whole.
-        self.fast: dict[str, ShapeSet | None] = {}
-        self.misses: dict[str, int] = {}
+        self.shapes = LearnedShapes()
         # Filled in by run() once the sockets exist.
         self.dests: dict[int, Outbox] = {}
         self.readers: dict[str, list[int]] = {name: list(dsts) for name, dsts in spec.outputs_to.items()}
@@ -278,14 +255,8 @@ class _Worker:
             return  # none after a bad line is processed
         if batch_time != self.batch_time:
             self._set_batch_time(batch_time)
-        lines = text.count("\n") + 1
-        fast = self.fast.get(type_name)
-        rows = fast.pattern.findall(text) if fast is not None else None
-        if rows is not None and len(rows) != lines:
-            rows = None  # a line the shape does not cover: the parser's own way, precise where needed
-            self.misses[type_name] = misses = self.misses.get(type_name, 0) + 1
-            if misses >= _FAST_MISSES:
-                self.fast[type_name] = None
+        shapes = self.shapes
+        rows = shapes.rows(type_name, text)
         if type_name not in self.types:
             # Events no stream reads, sent here to be checked: only a bad line matters.
             if rows is not None:
@@ -296,8 +267,7 @@ class _Worker:
                 self._one_by_one(type_name, [origin_base + i for i in idx], [line_base + i for i in idx],
                                  text.split("\n"))
                 return
-            if type_name not in self.fast:
-                self._learn(type_name, text)
+            shapes.learn(self.parser, type_name, text)
             return
         push = self.flow.push_event
         route = self._route
@@ -306,8 +276,8 @@ class _Worker:
         parser = self.parser
         done = 0  # lines handled so far
         try:
-            if rows is not None and fast is not None:
-                events = fast.run(rows, 0, lambda: parser.batch_time)
+            if rows is not None:
+                events = shapes.events(type_name, rows, lambda: parser.batch_time)
             else:
                 events = parser.parse_block(text, 0)
             for event in events:
@@ -326,20 +296,7 @@ class _Worker:
             texts = text.split("\n")[done:]
             self._one_by_one(type_name, [origin_base + i for i in rest], [line_base + i for i in rest], texts)
             return
-        if type_name not in self.fast:
-            self._learn(type_name, text)
-
-    def _learn(self, type_name: str, text: str) -> None:
-        """Learn the shape of a block's first line, which the parser has accepted."""
-        first = text.split("\n", 1)[0]
-        event = self.parser.parse_line(first, 0)
-        fast: ShapeSet | None = None
-        if event is not None and event.type == type_name:
-            names = tuple(event.fields)
-            kinds = fast_kinds(type_name, names, first)
-            if kinds is not None:
-                fast = shape_set((compile_shape(type_name, names, kinds),))
-        self.fast[type_name] = fast
+        shapes.learn(parser, type_name, text)
 
     def _one_by_one(self, type_name: str, origins: list[int], linenos: list[int], texts: list[str]) -> None:
         parse = self.parser.parse_line
