@@ -17,6 +17,7 @@ import pytest
 
 from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.errors import RuntimeFailure
+from varpulis_mp.io.jsonl import jsonl_line
 from varpulis_mp.io.readers import read_events
 from varpulis_mp.runtime.local import run_local
 from varpulis_mp.runtime.supervisor import run_processes
@@ -202,6 +203,15 @@ class _Generated:
         return out
 
 
+def _generated_file(path: Path, total: int) -> Path:
+    """What `_Generated(total)` produces, as a file."""
+    data = _Generated(total).read
+    with open(path, "wb") as f:
+        while chunk := data(1 << 20):
+            f.write(chunk)
+    return path
+
+
 SLOW = """
 context src
 context slow
@@ -265,11 +275,7 @@ def test_slow_consumer_stops_the_router_and_memory_stays_bounded(tmp_path: Path)
     assert report["rss_growth"] < 20 * 2**20, report
     assert summary.events_processed == total
     # And once the consumer runs again, nothing was lost.
-    data = _Generated(total).read
-    path = tmp_path / "gen.evt"
-    with open(path, "wb") as f:
-        while chunk := data(1 << 20):
-            f.write(chunk)
+    path = _generated_file(tmp_path / "gen.evt", total)
     expected, expected_summary = run_local_file(program, path)
     assert isinstance(expected_summary, Summary) and summary == expected_summary
     assert got == expected
@@ -340,3 +346,68 @@ def test_an_exception_in_the_output_callback_leaves_nothing_behind(big_events: P
         run_processes(load(BIG_PROGRAM), big_events, "big.evt", fail, pin=False)
     assert wait_no_children() == []
     assert not os.path.exists(made[0])
+
+
+@pytest.mark.timeout(120)
+def test_slow_consumer_stops_block_ingress_and_memory_stays_bounded(tmp_path: Path) -> None:
+    """The same with block ingress (JSON Lines output), where nothing is told per event: what the
+    router read from the source stops growing while the consumer is stopped."""
+    total = 200_000
+    capacity = 100
+    program = load(SLOW)
+    source = _Generated(total)
+    report: dict[str, Any] = {}
+
+    def monitor() -> None:
+        deadline = time.monotonic() + 30
+        while source.bytes_read < 100_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid = worker_pids_by_context()["slow"]
+        me = psutil.Process()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            report["stopped_at"] = source.bytes_read
+            last, stable_since = -1, time.monotonic()
+            while time.monotonic() < deadline:
+                now = source.bytes_read
+                if now != last:
+                    last, stable_since = now, time.monotonic()
+                elif time.monotonic() - stable_since > 1.0:
+                    break
+                time.sleep(0.02)
+            report["plateau"] = source.bytes_read
+            rss0 = me.memory_info().rss
+            time.sleep(0.5)
+            report["later"] = source.bytes_read
+            report["rss_growth"] = me.memory_info().rss - rss0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def unused(outputs: list[Output]) -> None:
+        raise AssertionError("with on_lines, the records come as lines")
+
+    lines: list[str] = []
+    watcher = threading.Thread(target=monitor, daemon=True)
+    watcher.start()
+    summary = run_processes(program, source, "gen.evt", unused, channel_capacity=capacity, pin=False,
+                            on_lines=lines.extend)
+    watcher.join(10)
+    print("backpressure report (bytes)", report)
+    size = len(b"@100000 T { v: 1 }\n")
+    assert "plateau" in report, report
+    assert report["later"] == report["plateau"]  # the router stopped reading
+    # Two bounded channels, kernel buffers, the reader's queue of pieces and its chunk in hand.
+    assert report["plateau"] - report["stopped_at"] < 60_000 * size, report
+    assert report["plateau"] < total * size // 2, report
+    assert report["rss_growth"] < 20 * 2**20, report
+    assert summary.events_processed == total
+    # And once the consumer runs again, nothing was lost.
+    path = _generated_file(tmp_path / "gen.evt", total)
+    expected: list[str] = []
+    names = [s.name for s in program.streams]
+    expected_summary = run_local(program, read_events(path, "gen.evt", names),
+                                 lambda outs: expected.extend(jsonl_line(o) for o in outs if o.kind == "record"),
+                                 skip_empty=True)
+    assert summary == expected_summary
+    assert lines == expected
+    assert wait_no_children() == []

@@ -102,6 +102,19 @@ class Dataflow:
         if self.queue:
             self.drain()
 
+    def pusher(self, type_name: str) -> Callable[[int, int, dict[str, object]], None]:
+        """`push(origin, ts, fields)` for events of `type_name`: as `push_event`, and the stream's own
+        entry point when exactly one hosted stream reads the type and nothing is ever queued."""
+        readers = self.readers_of.get(type_name, _NO_READERS)
+        if len(readers) == 1 and not self.has_queue:
+            return readers[0].push
+        push_event = self.push_event
+
+        def push(origin: int, ts: int, fields: dict[str, object]) -> None:
+            push_event(origin, type_name, ts, fields)
+
+        return push
+
     def push_record(self, origin: int, source_stream: str, ts: int, fields: dict[str, object]) -> None:
         for runner in self.readers_of.get(source_stream, _NO_READERS):
             runner.push(origin, ts, fields)

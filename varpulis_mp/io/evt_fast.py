@@ -43,6 +43,8 @@ _UNIT_OF: dict[str | None, int] = {**_UNITS, "": 1}
 EventMaker = Callable[[tuple[str | None, ...], int, Callable[[], int]], Event]
 Rows = Iterable[tuple[str | None, ...]]
 RowRunner = Callable[[Rows, int, Callable[[], int]], Iterator[Event]]
+# feed(rows, idx, first, time_without_at, push): push(first + idx[k], ts, fields) for the k-th row.
+RowFeeder = Callable[[Rows, list[int], int, Callable[[], int], Callable[[int, int, dict[str, object]], None]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +135,15 @@ class ShapeSet:
 
     `pattern` (multi-line mode) matches exactly the lines that one of the shapes' own patterns
     matches, each match being one whole line; `pattern.findall(block)` or the `groups()` of its
-    matches give rows, and `run(rows, first_line, time_without_at)` yields their events.
+    matches give rows, and `run(rows, first_line, time_without_at)` yields their events. A set of
+    one shape also has `feed`, which hands each row's time and fields straight to a consumer,
+    building no Event.
     """
 
     shapes: tuple[Shape, ...]
     pattern: re.Pattern[str]
     run: RowRunner
+    feed: RowFeeder | None = None
 
     @property
     def groups(self) -> int:
@@ -175,4 +180,15 @@ def _shape_set(keys: tuple[tuple[str, tuple[str, ...], str], ...]) -> ShapeSet:
     assert pattern.groups == group
     run = _generated("\n".join(lines) + "\n", "run")
     assert callable(run)
-    return ShapeSet(shapes, pattern, run)
+    feed: RowFeeder | None = None
+    if len(shapes) == 1:
+        s = shapes[0]
+        source = (
+            "def feed(rows, idx, first, now, push):\n"
+            "    for g, i in zip(rows, idx):\n"
+            f"        push(first + i, int(g[0]) * U[g[1]] if g[0] else now(), {_fields_source(s.names, s.kinds, 3)})\n"
+        )
+        made = _generated(source, "feed")
+        assert callable(made)
+        feed = made
+    return ShapeSet(shapes, pattern, run, feed)

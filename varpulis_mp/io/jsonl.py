@@ -92,6 +92,13 @@ class JsonlSink:
             if len(buffer) >= chunk:
                 self._write_buffer()
 
+    def write_lines(self, lines: list[str]) -> None:
+        """Add records already written as JSON Lines lines (each with its LF), in the order given."""
+        buffer = self._buffer
+        buffer += lines
+        if len(buffer) >= self._chunk:
+            self._write_buffer()
+
     def flush(self) -> None:
         """Write what is buffered and flush the stream (for live runs that want low latency)."""
         self._write_buffer()

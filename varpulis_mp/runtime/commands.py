@@ -249,10 +249,11 @@ def _simulate(
             if not options.immediate:
                 source = replay.PacedSource(handle, options.speed)
             if jsonl is not None and options.immediate and not progress.active:
-                # Nothing to show per input event: hand over only the origins that made records.
+                # Nothing to show per input event: the workers write the records, the supervisor
+                # only puts them in order.
                 summary = run_processes(checked, source, display, jsonl.write_outputs,  # type: ignore[arg-type]
                                         channel_capacity=options.channel_capacity, pin=True,
-                                        unpinned=unpinned, skip_empty=True)
+                                        unpinned=unpinned, skip_empty=True, on_lines=jsonl.write_lines)
             else:
                 summary = run_processes(
                     checked,

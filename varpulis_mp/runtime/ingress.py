@@ -33,7 +33,7 @@ from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.readers import EventParser, iter_blocks
 from varpulis_mp.runtime import wire
 
-__all__ = ["Block", "InputEnd", "InputError", "InputFailure", "InputReader"]
+__all__ = ["Block", "InputEnd", "InputError", "InputFailure", "InputReader", "SourceThread"]
 
 Source = str | os.PathLike[str] | IO[bytes]
 
@@ -109,36 +109,21 @@ class _Bad(Exception):
         self.error = error
 
 
-class InputReader(threading.Thread):
-    """Reads and cuts the input in a thread; see the module docstring."""
+class SourceThread(threading.Thread):
+    """A thread that reads the source and hands `Item`s to the supervisor's loop: through a bounded
+    queue, with a byte on the wake-up pipe `wake_r` for each."""
 
     QUEUE_BLOCKS = 4
 
-    def __init__(self, source: Source, display_path: str, stream_names: Collection[str],
-                 worker_types: list[list[str]], batch: int, want_events: bool) -> None:
+    def __init__(self, source: Source, display_path: str) -> None:
         super().__init__(name="varpulis-input", daemon=True)
         self._source = source
         self._path = display_path
-        self._streams = list(stream_names)
-        self._odd = frozenset(self._streams) | {"BATCH"}
-        self._worker_types = worker_types
-        self._routes: dict[str, int] = {}
-        for w, types in enumerate(worker_types):
-            for t in types:
-                self._routes.setdefault(t, w)
-        # Events of a type no worker reads are checked by a worker that reads events (whose
-        # progress thus waits for the check), the one given the fewest lines so far.
-        self._checkers = [w for w, types in enumerate(worker_types) if types]
-        self._load = [0] * len(worker_types)
-        self._batch = max(1, batch)
-        self._want = want_events
-        self._encode = wire.make_encoder()  # this thread's own packer
         self.queue: queue.Queue[Item] = queue.Queue(self.QUEUE_BLOCKS)
         self._halt = threading.Event()
         self.wake_r, self._wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self.origin = 0  # events cut so far (read by this thread only)
 
     def stop(self) -> None:
         self._halt.set()
@@ -163,6 +148,29 @@ class InputReader(threading.Thread):
                 pass  # the pipe is full (the loop is awake anyway) or closed (the run is over)
             return True
         return False
+
+
+class InputReader(SourceThread):
+    """Reads and cuts the input in a thread; see the module docstring."""
+
+    def __init__(self, source: Source, display_path: str, stream_names: Collection[str],
+                 worker_types: list[list[str]], batch: int, want_events: bool) -> None:
+        super().__init__(source, display_path)
+        self._streams = list(stream_names)
+        self._odd = frozenset(self._streams) | {"BATCH"}
+        self._worker_types = worker_types
+        self._routes: dict[str, int] = {}
+        for w, types in enumerate(worker_types):
+            for t in types:
+                self._routes.setdefault(t, w)
+        # Events of a type no worker reads are checked by a worker that reads events (whose
+        # progress thus waits for the check), the one given the fewest lines so far.
+        self._checkers = [w for w, types in enumerate(worker_types) if types]
+        self._load = [0] * len(worker_types)
+        self._batch = max(1, batch)
+        self._want = want_events
+        self._encode = wire.make_encoder()  # this thread's own packer
+        self.origin = 0  # events cut so far (read by this thread only)
 
     def run(self) -> None:
         try:

@@ -5,7 +5,8 @@ Owns what the supervisor does with the workers' output channels. Each worker sen
 item of stream s with origin <= n has been sent) and, at the end, `EOS s`, its counters and any bad
 line it found. The merger holds the Outputs of origins not yet complete and releases origin k, sorted
 by (origin, stream index, seq), once every stream's progress has reached k; the end-of-input flush
-(origin N+1) once every stream has ended. Progress is per stream, not per worker, because contexts
+(origin N+1) once every stream has ended. When the workers write their records as JSON Lines
+themselves (`LINES_OUT`), the merger only orders those lines and hands them to `on_lines`. Progress is per stream, not per worker, because contexts
 may feed each other in a cycle while streams never do.
 """
 
@@ -32,9 +33,12 @@ class Merger:
     """Collects worker messages and hands complete origins to `on_origin_complete`, in order."""
 
     def __init__(self, stream_names: list[str], n_workers: int, cross_fanout: dict[str, int],
-                 on_origin_complete: Callable[[list[Output]], None], skip_empty: bool = False) -> None:
+                 on_origin_complete: Callable[[list[Output]], None], skip_empty: bool = False,
+                 on_lines: Callable[[list[str]], None] | None = None) -> None:
         self.stream_names = stream_names
         self.on_origin_complete = on_origin_complete
+        self.on_lines = on_lines
+        self.lines: dict[int, list[tuple[int, int, str]]] = {}  # origin -> (stream index, seq, line)
         self.skip_empty = skip_empty
         # Records of stream index i count fanout[i] cross-context events each.
         self.fanout = [cross_fanout.get(name, 0) for name in stream_names]
@@ -44,6 +48,8 @@ class Merger:
         self.released = 0  # every origin up to this one has been handed over
         self.decoders = [wire.ShapeDecoder() for _ in range(n_workers)]
         self.counters = Counters()
+        self.events = 0  # events counted by the workers (block ingress)
+        self.unread = 0
         self.done = [False] * n_workers  # sent its final counters
         self.errors: list[tuple[int, Diagnostic]] = []
         self.failures: dict[int, str] = {}
@@ -55,7 +61,9 @@ class Merger:
         dec = self.decoders[worker]
         for frame in wire.decode(data):
             kind = frame[0]
-            if kind == wire.OUTPUTS:
+            if kind == wire.LINES_OUT:
+                self._lines_out(frame)
+            elif kind == wire.OUTPUTS:
                 self._outputs(frame, dec)
             elif kind == wire.PROGRESS:
                 progress = self.progress
@@ -71,8 +79,10 @@ class Merger:
                     self.ended += 1
                 self.flush_origin = frame[2]
             elif kind == wire.STATS:
-                _, expression_errors, late_events, sessions_closed = frame
+                _, expression_errors, late_events, sessions_closed, events, unread = frame
                 self.counters.add(Counters(expression_errors, late_events, sessions_closed))
+                self.events += events
+                self.unread += unread
                 self.done[worker] = True
             elif kind == wire.ERROR:
                 self.errors.append((frame[1], wire.decode_diagnostic(frame[2])))
@@ -114,6 +124,30 @@ class Merger:
         self.cross += cross
         self.held += len(flat) // wire.OUTPUT_STRIDE
 
+    def _lines_out(self, frame: list[Any]) -> None:
+        flat = frame[1]
+        pending = self.lines
+        released = self.released
+        fanout = self.fanout
+        cross = 0
+        last = -1
+        lst: list[tuple[int, int, str]] = []
+        it = iter(flat)
+        for origin, sidx, seq, line in zip(it, it, it, it, strict=True):
+            if origin != last:
+                if origin <= released:
+                    raise wire.WireError(f"output of stream '{self.stream_names[sidx]}' for origin {origin} "
+                                         f"arrived after that origin was complete")
+                found = pending.get(origin)
+                if found is None:
+                    found = pending[origin] = []
+                lst = found
+                last = origin
+            lst.append((sidx, seq, line))
+            cross += fanout[sidx]
+        self.cross += cross
+        self.held += len(flat) // 4
+
     def complete(self) -> int:
         """The largest origin every stream has progressed to (ENDED once all streams ended)."""
         return min(self.progress.values()) if self.progress else ENDED
@@ -131,6 +165,9 @@ class Merger:
         emit = self.on_origin_complete
         k = self.released
         if k >= upto:
+            return
+        if self.on_lines is not None:
+            self._release_lines(upto)
             return
         if self.skip_empty:
             # Only origins with outputs are handed over: a run of empty ones costs nothing.
@@ -157,3 +194,21 @@ class Merger:
             self.held -= len(out)
             self.released = k
             emit(out)
+
+    def _release_lines(self, upto: int) -> None:
+        """JSON Lines records: every origin up to `upto`, in order, handed over in one call."""
+        pending = self.lines
+        ready = [o for o in pending if o <= upto] if pending else []
+        self.released = upto
+        if not ready:
+            return
+        ready.sort()
+        out: list[str] = []
+        for o in ready:
+            entries = pending.pop(o)
+            if len(entries) > 1:
+                entries.sort()
+            self.held -= len(entries)
+            out += [line for _, _, line in entries]
+        assert self.on_lines is not None
+        self.on_lines(out)

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 
 from varpulis_mp.runtime import wire
-from varpulis_mp.runtime.ingress import Block, InputEnd, InputError, InputFailure, InputReader
+from varpulis_mp.runtime.ingress import Block, InputEnd, InputError, InputFailure, InputReader, SourceThread
 from varpulis_mp.runtime.transport import Sender
 
 __all__ = ["InputError", "InputReader", "Router"]
@@ -34,12 +34,12 @@ class Router:
         self.origin = 0  # events routed so far
         self.unread = 0
         self.ended = False
-        self.reader: InputReader | None = None
+        self.reader: SourceThread | None = None
         self.reading = False
         self.flush_origin: int | None = None  # N+1 once the input has ended (or a drain began)
         self.input_error: InputError | None = None
 
-    def attach(self, reader: InputReader) -> None:
+    def attach(self, reader: SourceThread) -> None:
         """Start reading from `reader`."""
         self.reader = reader
         self.reading = True

@@ -43,16 +43,21 @@ class LearnedShapes:
         assert shape is not None
         return shape.run(rows, 0, now)
 
+    def feed(self, type_name: str, rows: Rows, idx: list[int], first: int, now: Callable[[], int],
+             push: Callable[[int, int, dict[str, object]], None]) -> None:
+        """`push(first + idx[k], ts, fields)` for the k-th row of `rows`, building no Event."""
+        shape = self._shapes[type_name]
+        assert shape is not None and shape.feed is not None
+        shape.feed(rows, idx, first, now, push)
+
     def learn(self, parser: EventParser, type_name: str, text: str) -> None:
         """Learn, once per type, the shape of a block's first line, which the parser has accepted."""
         if type_name in self._shapes:
             return
         first = text.split("\n", 1)[0]
         event = parser.parse_line(first, 0)
-        learned: ShapeSet | None = None
-        if event is not None and event.type == type_name:
-            names = tuple(event.fields)
-            kinds = fast_kinds(type_name, names, first)
-            if kinds is not None:
-                learned = shape_set((compile_shape(type_name, names, kinds),))
-        self._shapes[type_name] = learned
+        if event is None or event.type != type_name:
+            return  # not a line of the type (a comment, say): learn from a later block
+        names = tuple(event.fields)
+        kinds = fast_kinds(type_name, names, first)
+        self._shapes[type_name] = None if kinds is None else shape_set((compile_shape(type_name, names, kinds),))

@@ -34,11 +34,12 @@ from varpulis_mp.engine.plan import Plan, build_plan
 from varpulis_mp.errors import EventFileError, RuntimeFailure
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
-from varpulis_mp.runtime.ingress import InputReader
+from varpulis_mp.runtime.ingress import InputReader, SourceThread
+from varpulis_mp.runtime.ingress_blocks import BlockReader
 from varpulis_mp.runtime.merger import ENDED, Merger
 from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
-from varpulis_mp.runtime.transport import Receiver, Transport, batch_size_for, wait
+from varpulis_mp.runtime.transport import Receiver, Transport, batch_size_for, block_lines_for, wait
 from varpulis_mp.runtime.worker import WorkerSpec, worker_main
 
 __all__ = ["run_processes", "worker_specs"]
@@ -53,24 +54,33 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
                   display_path: str, on_origin_complete: Callable[[list[Output]], None], *,
                   channel_capacity: int = 1000, pin: bool = True, unpinned: set[str] | None = None,
                   on_input_event: Callable[[int, int, str], None] | None = None,
-                  skip_empty: bool = False) -> Summary:
+                  skip_empty: bool = False, on_lines: Callable[[list[str]], None] | None = None) -> Summary:
     """Run `program` over the event source with one worker process per context.
 
     `on_origin_complete` gets each origin's Outputs in canonical order, origins increasing (empty
     lists included unless `skip_empty`), then the end-of-input flush (origin N+1). `on_input_event(origin, ts, type)`
     is called as each event is read, before it is forwarded. Contexts named in `unpinned`, and all
     of them when `pin` is false, run on every available core.
+
+    With `on_lines` (and no `on_input_event`) the output is JSON Lines: the workers write their
+    records themselves, `on_lines` gets them in canonical order instead of `on_origin_complete`,
+    and the input travels as whole blocks of lines (block ingress, runtime/blocks.py).
     """
     if channel_capacity < 1:
         raise ValueError("channel_capacity must be at least 1")
+    if on_lines is not None and on_input_event is not None:
+        raise ValueError("on_lines and on_input_event exclude each other")
     plan = build_plan(program)
-    specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set())
+    blocks = on_lines is not None and any(c.event_types for c in plan.contexts)
+    specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set(),
+                         block_ingress=blocks, jsonl_out=on_lines is not None)
     sup = _Supervisor(program, plan, specs, events_source, display_path, on_origin_complete,
-                      on_input_event, channel_capacity, skip_empty)
+                      on_input_event, channel_capacity, skip_empty or on_lines is not None, on_lines)
     return sup.run()
 
 
-def worker_specs(plan: Plan, capacity: int, display_path: str, pin: bool, unpinned: set[str]) -> list[WorkerSpec]:
+def worker_specs(plan: Plan, capacity: int, display_path: str, pin: bool, unpinned: set[str], *,
+                 block_ingress: bool = False, jsonl_out: bool = False) -> list[WorkerSpec]:
     """One WorkerSpec per context of the plan, with context names turned into indices."""
     index = {c.name: i for i, c in enumerate(plan.contexts)}
     n = len(plan.contexts)
@@ -86,6 +96,10 @@ def worker_specs(plan: Plan, capacity: int, display_path: str, pin: bool, unpinn
                 for j in range(n):
                     if reach[k][j]:
                         reach[i][j] = True
+    owners: dict[str, int] = {}
+    for i, c in enumerate(plan.contexts):
+        for t in c.event_types:
+            owners.setdefault(t, i)
     specs: list[WorkerSpec] = []
     for i, c in enumerate(plan.contexts):
         cores = c.cores
@@ -98,6 +112,7 @@ def worker_specs(plan: Plan, capacity: int, display_path: str, pin: bool, unpinn
             outputs_to={s: [index[d] for d in dsts] for s, dsts in c.outputs_to.items()},
             cycle_peers={src for src in inputs_from.values() if reach[i][src] and reach[src][i]},
             capacity=capacity, display_path=display_path,
+            block_ingress=block_ingress, owners=owners if block_ingress else {}, jsonl_out=jsonl_out,
         ))
     return specs
 
@@ -123,7 +138,7 @@ class _Supervisor:
                  source: str | os.PathLike[str] | IO[bytes], display_path: str,
                  on_origin_complete: Callable[[list[Output]], None],
                  on_input_event: Callable[[int, int, str], None] | None, capacity: int,
-                 skip_empty: bool) -> None:
+                 skip_empty: bool, on_lines: Callable[[list[str]], None] | None = None) -> None:
         self.program = program
         self.plan = plan
         self.specs = specs
@@ -136,10 +151,11 @@ class _Supervisor:
         self.signal_count = 0
         self.old_handlers: dict[int, Any] = {}
         self.transport: Transport | None = None
-        self.reader: InputReader | None = None
+        self.reader: SourceThread | None = None
+        self.blocks = any(spec.block_ingress for spec in specs)
         self.run_dir: RunDir | None = None
         self.merger = Merger([s.name for s in program.streams], len(specs), plan.cross_fanout,
-                             on_origin_complete, skip_empty)
+                             on_origin_complete, skip_empty, on_lines)
         self.router: Router | None = None
         self.outputs: list[Receiver] = []
         self.last_child_check = 0.0
@@ -159,9 +175,10 @@ class _Supervisor:
             self._stop_workers()
             self._await_exits()
             self._restore_signals()
+            # With block ingress the workers count the events (origins are line numbers).
             return Summary(
-                events_processed=self.router.origin if self.router else 0,
-                unread_events=self.router.unread if self.router else 0,
+                events_processed=self.merger.events if self.blocks else self.router.origin if self.router else 0,
+                unread_events=self.merger.unread if self.blocks else self.router.unread if self.router else 0,
                 contexts_used=self.plan.contexts_used,
                 cross_context_events=self.merger.cross,
                 counters=self.merger.counters,
@@ -226,8 +243,12 @@ class _Supervisor:
         types = [w.spec.event_types for w in self.workers]
         self.router = Router(types, senders, self.on_input_event)
         self.router.start()
-        self.reader = InputReader(self.source, self.display_path, [s.name for s in self.program.streams],
-                                  types, batch_size_for(self.capacity), want_events=self.on_input_event is not None)
+        batch = batch_size_for(self.capacity)
+        if self.blocks:
+            self.reader = BlockReader(self.source, self.display_path, types, block_lines_for(self.capacity))
+        else:
+            self.reader = InputReader(self.source, self.display_path, [s.name for s in self.program.streams],
+                                      types, batch, want_events=self.on_input_event is not None)
         self.router.attach(self.reader)
 
     def _loop(self) -> None:

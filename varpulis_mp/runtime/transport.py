@@ -32,7 +32,7 @@ import zmq
 from varpulis_mp.runtime import wire
 
 __all__ = ["DEFAULT_BATCH", "Outbox", "Receiver", "SOCKET_BUFFER", "Sender", "Transport", "batch_size_for",
-           "hwm_for", "wait"]
+           "block_lines_for", "hwm_for", "wait"]
 
 DEFAULT_BATCH = 512
 SOCKET_BUFFER = 32 * 1024
@@ -46,6 +46,15 @@ def batch_size_for(capacity: int) -> int:
 def hwm_for(capacity: int) -> int:
     """High-water mark, in messages, of each end of a channel of `capacity` events."""
     return max(1, capacity // batch_size_for(capacity))
+
+
+def block_lines_for(capacity: int) -> int:
+    """Input lines per message with block ingress: the high-water mark's worth of them is `capacity`.
+
+    Larger than an ordinary batch when the mark is one message, since a block costs the router a
+    send whatever its size and the workers a few calls per event type.
+    """
+    return max(1, capacity // hwm_for(capacity))
 
 
 class Sender:

@@ -8,6 +8,10 @@ its data and the progress that covers it together, in order. Frames:
 * `LINES type origin line time idx text` — raw input lines of one event type, parsed by the
   receiving worker: `text` holds them joined by LFs; the k-th has origin `origin + idx[k]`, line
   number `line + idx[k]` and the BATCH time `time`.
+* `BLOCK line checker text` — a whole block of raw input lines (block ingress), sent unchanged to
+  every worker that reads events: `text` holds them joined by LFs, the first being line `line`;
+  each worker keeps the lines of its own event types, and worker `checker` also checks the lines
+  no read type claims. Origins are then line numbers.
 * `RECORDS stream shape times origins rows` — output records of one stream and one shape sent to
   a reading context, column-wise: event times, origins, and one array of field values per record
   (a record's fields are rebuilt from the shape's names and its row).
@@ -18,6 +22,8 @@ its data and the progress that covers it together, in order. Frames:
 * `EOS id` — this stream or event type has ended on this channel.
 * `OUTPUTS entries` — a worker's outputs for the merger; flat: origin, stream index, seq, kind
   code, event time, shape id, values, key.
+* `LINES_OUT entries` — a worker's records for the merger, already written as JSON Lines (when
+  that is the output): flat: origin, stream index, seq, line.
 * `STATS counters`, `ERROR origin diagnostic`, `FAIL message index` — a worker's final counters, a bad
   event line it found, and an internal failure, in band after the data they follow.
 * `READY index pid` — control socket only: a worker has bound its endpoints.
@@ -39,7 +45,7 @@ from varpulis_mp.engine.output import NO_KEY, Output, OutputKind
 from varpulis_mp.errors import Diagnostic, SourcePos
 
 __all__ = [
-    "EOS", "ERROR", "FAIL", "LINES", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
+    "BLOCK", "EOS", "ERROR", "FAIL", "LINES", "LINES_OUT", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
     "STATS", "STOP", "VERSION", "OUTPUT_KINDS", "OUTPUT_STRIDE", "Frame", "ShapeDecoder", "ShapeEncoder", "WireError", "decode",
     "decode_diagnostic", "decode_outputs", "encode", "encode_diagnostic", "encode_outputs", "make_encoder",
 ]
@@ -60,6 +66,8 @@ ERROR: Final = 8
 FAIL: Final = 9
 READY: Final = 10
 STOP: Final = 11
+BLOCK: Final = 12
+LINES_OUT: Final = 13
 
 # A frame is a list (or tuple) whose first element is one of the kinds above.
 Frame = list[Any] | tuple[Any, ...]

@@ -29,9 +29,11 @@ from typing import Any, NoReturn
 from varpulis_mp.engine.dataflow import Dataflow
 from varpulis_mp.engine.output import Output
 from varpulis_mp.errors import EventFileError
+from varpulis_mp.io.jsonl import jsonl_line
 from varpulis_mp.io.readers import EventParser
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import wire
+from varpulis_mp.runtime.blocks import BlockTaker
 from varpulis_mp.runtime.child import prepare_child
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.shapes import LearnedShapes
@@ -57,6 +59,12 @@ class WorkerSpec:
     cycle_peers: set[int] = field(default_factory=set)  # upstream contexts in a cycle with this one
     capacity: int = 1000
     display_path: str = "<events>"
+    # Block ingress (see runtime/blocks.py): whole input blocks, and each event type read by some
+    # worker with the lowest-numbered such worker.
+    block_ingress: bool = False
+    owners: dict[str, int] = field(default_factory=dict)
+    # Records for the merger already written as JSON Lines (the output is JSON Lines).
+    jsonl_out: bool = False
 
 
 def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> NoReturn:
@@ -113,6 +121,7 @@ class _Worker:
         self.batch_time = 0
         self.started = False
         self.shapes = LearnedShapes()
+        self.taker: BlockTaker | None = None
         # Filled in by run() once the sockets exist.
         self.dests: dict[int, Outbox] = {}
         self.readers: dict[str, list[int]] = {name: list(dsts) for name, dsts in spec.outputs_to.items()}
@@ -134,6 +143,11 @@ class _Worker:
             for dst in sorted({d for dsts in spec.outputs_to.values() for d in dsts}):
                 self.dests[dst] = Outbox(None, self.batch)  # connected on START, once every worker is ready
             self.flow = Dataflow(self.program, self.emitted.append, hosted=spec.streams)
+            if spec.block_ingress and spec.event_types:
+                pushers = {t: self.flow.pusher(t) for t in spec.event_types}
+                self.taker = BlockTaker(spec.index, spec.event_types, spec.owners, self.parser,
+                                        self.flow.push_event, pushers, self._bad_line, self.emitted,
+                                        self.batch, self._route)
             if not self.ctl.try_send(wire.encode([(wire.READY, spec.index, os.getpid())])):
                 raise RuntimeError("cannot report ready")
             self.ready = True
@@ -197,7 +211,9 @@ class _Worker:
         supervisor says every worker has finished (so nothing queued here can still be lost)."""
         c = self.flow.counters
         merger = self.dests[MERGER]
-        merger.add((wire.STATS, c.expression_errors, c.late_events, c.sessions_closed))
+        taker = self.taker
+        merger.add((wire.STATS, c.expression_errors, c.late_events, c.sessions_closed,
+                    taker.events if taker else 0, taker.unread if taker else 0))
         self._seal_all()
         dests = list(self.dests.values())
         stopped = False
@@ -219,7 +235,9 @@ class _Worker:
     def _handle(self, frames: list[list[Any]], dec: wire.ShapeDecoder, transport: Transport) -> None:
         for frame in frames:
             kind = frame[0]
-            if kind == wire.LINES:
+            if kind == wire.BLOCK:
+                self._block(frame)
+            elif kind == wire.LINES:
                 self._lines(frame)
             elif kind == wire.RECORDS:
                 self._records(frame, dec)
@@ -298,6 +316,17 @@ class _Worker:
             return
         shapes.learn(parser, type_name, text)
 
+    def _block(self, frame: list[Any]) -> None:
+        _, first, last, checker, text = frame
+        taker = self.taker
+        if taker is None:
+            raise wire.WireError("a BLOCK frame reached a worker without block ingress")
+        taker.take(first, checker == self.spec.index, text)
+        progress = self.progress
+        for src in self.spec.event_types:
+            if progress.get(src, _ENDED) < last:
+                progress[src] = last
+
     def _one_by_one(self, type_name: str, origins: list[int], linenos: list[int], texts: list[str]) -> None:
         parse = self.parser.parse_line
         for origin, lineno, text in zip(origins, linenos, texts, strict=True):
@@ -361,12 +390,24 @@ class _Worker:
             return
         merger = self.dests[MERGER]
         batch = self.batch
-        for start in range(0, len(emitted), batch):
-            chunk = emitted[start:start + batch]
-            wire.encode_outputs(chunk, merger.shapes, merger.frames)
-            merger.count += len(chunk)
-            if merger.count >= batch:
-                merger.seal()
+        if self.spec.jsonl_out:
+            # Only records are printed; written here, they cost the merger nothing but ordering.
+            flat: list[Any] = []
+            for o in emitted:
+                if o.kind == "record":
+                    flat += (o.origin, o.stream_index, o.seq, jsonl_line(o))
+            if flat:
+                merger.add((wire.LINES_OUT, flat))
+                merger.count += len(flat) // 4
+                if merger.count >= batch:
+                    merger.seal()
+        else:
+            for start in range(0, len(emitted), batch):
+                chunk = emitted[start:start + batch]
+                wire.encode_outputs(chunk, merger.shapes, merger.frames)
+                merger.count += len(chunk)
+                if merger.count >= batch:
+                    merger.seal()
         readers = self.readers
         if readers:
             dests = self.dests

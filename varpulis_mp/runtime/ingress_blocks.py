@@ -1,0 +1,88 @@
+"""Block ingress, the supervisor's side: whole blocks of raw lines, with no work per line.
+
+Owns `BlockReader`, the input thread used when nothing needs to see events one by one (JSON Lines
+output, no pacing, no progress display): it reads the source in checked blocks of lines
+(`io.readers.iter_blocks`: UTF-8, line length, CRLF), cuts them into pieces of at most `batch`
+lines (`transport.block_lines_for`: a channel's high-water mark of pieces holds about its
+capacity of events) and sends each piece, as one `BLOCK` frame encoded once, to every worker that reads events.
+Workers keep their own lines (runtime/blocks.py); one of them, in turn, checks the lines nobody
+reads. Origins are line numbers, so the router's origin is the last line read. The cost here is a
+few C-level calls per piece, whatever the lines hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from varpulis_mp.errors import EventFileError
+from varpulis_mp.io.readers import iter_blocks
+from varpulis_mp.runtime import wire
+from varpulis_mp.runtime.ingress import Block, InputEnd, InputError, InputFailure, Source, SourceThread
+
+__all__ = ["BlockReader", "pieces"]
+
+
+def pieces(first: int, text: str, batch: int) -> Iterator[tuple[int, int, str]]:
+    """`text` (LF-separated lines, the first being line `first`) as (first line, last line, text)
+    pieces of at most `batch` lines, cut at an estimate from the mean line length."""
+    total = text.count("\n") + 1
+    if total <= batch:
+        yield first, first + total - 1, text
+        return
+    # Aim below `batch` lines so that a first guess is usually right; halve it when it is not.
+    stride = max(1, int(len(text) / total * batch * 0.9))
+    pos = 0
+    n = len(text)
+    while True:
+        step = stride
+        while True:
+            end = text.find("\n", pos + step) if pos + step < n else -1
+            if end < 0:
+                end = n
+            lines = text.count("\n", pos, end) + 1
+            if lines <= batch or step == 0:
+                break
+            step //= 2
+        yield first, first + lines - 1, text[pos:end]
+        first += lines
+        if end >= n:
+            return
+        pos = end + 1
+
+
+class BlockReader(SourceThread):
+    """Reads the input in a thread and hands over `Block`s of `BLOCK` messages (see above)."""
+
+    def __init__(self, source: Source, display_path: str, worker_types: list[list[str]], batch: int) -> None:
+        super().__init__(source, display_path)
+        self._readers = [w for w, types in enumerate(worker_types) if types]
+        if not self._readers:
+            raise ValueError("block ingress needs a worker that reads events")
+        self._workers = len(worker_types)
+        self._batch = max(1, batch)
+        self.line = 0  # the last line handed over
+
+    def run(self) -> None:
+        try:
+            readers = self._readers
+            turn = 0
+            for first, text in iter_blocks(self._source, self._path):  # type: ignore[arg-type]
+                for start, last, piece in pieces(first, text, self._batch):
+                    if self._halt.is_set():
+                        return
+                    # Encoded once; the same bytes go to every reader.
+                    message = wire.encode([(wire.BLOCK, start, last, readers[turn], piece)])
+                    turn = (turn + 1) % len(readers)
+                    messages: list[list[bytes]] = [[] for _ in range(self._workers)]
+                    for w in readers:
+                        messages[w] = [message]
+                    if not self._put(Block(last - start + 1, last, 0, messages, None, None)):
+                        return
+                    self.line = last
+        except EventFileError as exc:  # a line that is not UTF-8 or too long
+            self._put(InputError(exc.diagnostics[0].pos.line, exc))
+            return
+        except Exception as exc:  # handed to the loop, which raises it there
+            self._put(InputFailure(exc))
+            return
+        self._put(InputEnd(self.line))
