@@ -15,8 +15,8 @@ canonical order is the same, and every worker knows them without counting. Per b
 * The block's checker (the router names one reader per block, in turn) checks the lines that are
   no read type's candidate: comments, empty lines and events of types nobody reads.
 * A JSON event names its type literally too, unless it spells a letter of it as a `\\u` escape.
-  A block holding `BATCH` or `\\u` anywhere is classified line by line by every worker, each of
-  which thus keeps the BATCH time itself.
+  A block holding `BATCH` or a backslash anywhere (the router says so: `odd`) is classified line
+  by line by every worker, each of which thus keeps the BATCH time itself.
 
 A bad line stops the worker at that line (`bad`); the merger takes the first bad line any worker
 found, so a line two workers both reject is reported once.
@@ -39,8 +39,6 @@ __all__ = ["BlockTaker", "UNLIMITED"]
 
 UNLIMITED = 1 << 62
 
-# Whatever may change the BATCH time or hide a JSON event's type: such blocks go line by line.
-_ODD_MARKS = ("BATCH", "\\u")
 # Blocks of lines nobody reads that the checker's learned shape did not cover, before it stops trying.
 _MAX_REST_MISSES = 3
 
@@ -89,11 +87,11 @@ class BlockTaker:
             self.limit = origin
             self._bad(origin, error)
 
-    def take(self, first: int, checker: bool, text: str) -> None:
+    def take(self, first: int, checker: bool, odd: bool, text: str) -> None:
         """Handle the block `text` whose first line is line (and origin) `first`."""
         if first >= self.limit:
             return
-        if any(mark in text for mark in _ODD_MARKS):
+        if odd:
             self._line_by_line(first, checker, text)
             return
         lines = text.split("\n")

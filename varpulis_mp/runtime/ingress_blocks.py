@@ -22,17 +22,27 @@ from varpulis_mp.runtime.ingress import Block, InputEnd, InputError, InputFailur
 __all__ = ["BlockReader", "pieces"]
 
 
+_SAMPLE = 1 << 16  # characters whose lines give the mean line length of a block
+# Whatever may change the BATCH time or hide a JSON event's type in an escape (runtime/blocks.py).
+# A lone backslash is found with memchr, far faster than any longer mark.
+ODD_MARKS = ("\\", "BATCH")
+
+
 def pieces(first: int, text: str, batch: int) -> Iterator[tuple[int, int, str]]:
     """`text` (LF-separated lines, the first being line `first`) as (first line, last line, text)
     pieces of at most `batch` lines, cut at an estimate from the mean line length."""
-    total = text.count("\n") + 1
-    if total <= batch:
-        yield first, first + total - 1, text
-        return
-    # Aim below `batch` lines so that a first guess is usually right; halve it when it is not.
-    stride = max(1, int(len(text) / total * batch * 0.9))
-    pos = 0
     n = len(text)
+    if n <= _SAMPLE:
+        total = text.count("\n") + 1
+        if total <= batch:
+            yield first, first + total - 1, text
+            return
+        mean = n / total
+    else:
+        mean = _SAMPLE / (text.count("\n", 0, _SAMPLE) + 1)
+    # Aim below `batch` lines so that a first guess is usually right; halve it when it is not.
+    stride = max(1, int(mean * batch * 0.9))
+    pos = 0
     while True:
         step = stride
         while True:
@@ -67,11 +77,14 @@ class BlockReader(SourceThread):
             readers = self._readers
             turn = 0
             for first, text in iter_blocks(self._source, self._path):  # type: ignore[arg-type]
+                # Searched once here rather than in every worker: most blocks hold neither mark.
+                marked = any(mark in text for mark in ODD_MARKS)
                 for start, last, piece in pieces(first, text, self._batch):
                     if self._halt.is_set():
                         return
+                    odd = marked and any(mark in piece for mark in ODD_MARKS)
                     # Encoded once; the same bytes go to every reader.
-                    message = wire.encode([(wire.BLOCK, start, last, readers[turn], piece)])
+                    message = wire.encode([(wire.BLOCK, start, last, readers[turn], odd, piece)])
                     turn = (turn + 1) % len(readers)
                     messages: list[list[bytes]] = [[] for _ in range(self._workers)]
                     for w in readers:

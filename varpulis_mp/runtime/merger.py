@@ -13,6 +13,7 @@ may feed each other in a cycle while streams never do.
 from __future__ import annotations
 
 from collections.abc import Callable
+from heapq import heappop, heappush
 from operator import attrgetter
 from typing import Any
 
@@ -39,6 +40,7 @@ class Merger:
         self.on_origin_complete = on_origin_complete
         self.on_lines = on_lines
         self.lines: dict[int, list[tuple[int, int, str]]] = {}  # origin -> (stream index, seq, line)
+        self.line_origins: list[int] = []  # a heap of the keys of `lines`
         self.skip_empty = skip_empty
         # Records of stream index i count fanout[i] cross-context events each.
         self.fanout = [cross_fanout.get(name, 0) for name in stream_names]
@@ -141,6 +143,7 @@ class Merger:
                 found = pending.get(origin)
                 if found is None:
                     found = pending[origin] = []
+                    heappush(self.line_origins, origin)
                 lst = found
                 last = origin
             lst.append((sidx, seq, line))
@@ -198,17 +201,15 @@ class Merger:
     def _release_lines(self, upto: int) -> None:
         """JSON Lines records: every origin up to `upto`, in order, handed over in one call."""
         pending = self.lines
-        ready = [o for o in pending if o <= upto] if pending else []
+        origins = self.line_origins
         self.released = upto
-        if not ready:
-            return
-        ready.sort()
         out: list[str] = []
-        for o in ready:
-            entries = pending.pop(o)
+        while origins and origins[0] <= upto:
+            entries = pending.pop(heappop(origins))
             if len(entries) > 1:
                 entries.sort()
             self.held -= len(entries)
             out += [line for _, _, line in entries]
-        assert self.on_lines is not None
-        self.on_lines(out)
+        if out:
+            assert self.on_lines is not None
+            self.on_lines(out)

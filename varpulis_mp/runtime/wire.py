@@ -8,10 +8,11 @@ its data and the progress that covers it together, in order. Frames:
 * `LINES type origin line time idx text` — raw input lines of one event type, parsed by the
   receiving worker: `text` holds them joined by LFs; the k-th has origin `origin + idx[k]`, line
   number `line + idx[k]` and the BATCH time `time`.
-* `BLOCK line checker text` — a whole block of raw input lines (block ingress), sent unchanged to
-  every worker that reads events: `text` holds them joined by LFs, the first being line `line`;
+* `BLOCK line last checker odd text` — a whole block of raw input lines (block ingress), sent
+  unchanged to every worker that reads events: `text` holds lines `line` to `last` joined by LFs;
   each worker keeps the lines of its own event types, and worker `checker` also checks the lines
-  no read type claims. Origins are then line numbers.
+  no read type claims; `odd` says a line may hold a BATCH time or an escaped JSON type. Origins
+  are then line numbers.
 * `RECORDS stream shape times origins rows` — output records of one stream and one shape sent to
   a reading context, column-wise: event times, origins, and one array of field values per record
   (a record's fields are rebuilt from the shape's names and its row).

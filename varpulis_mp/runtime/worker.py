@@ -317,11 +317,11 @@ class _Worker:
         shapes.learn(parser, type_name, text)
 
     def _block(self, frame: list[Any]) -> None:
-        _, first, last, checker, text = frame
+        _, first, last, checker, odd, text = frame
         taker = self.taker
         if taker is None:
             raise wire.WireError("a BLOCK frame reached a worker without block ingress")
-        taker.take(first, checker == self.spec.index, text)
+        taker.take(first, checker == self.spec.index, odd, text)
         progress = self.progress
         for src in self.spec.event_types:
             if progress.get(src, _ENDED) < last:
