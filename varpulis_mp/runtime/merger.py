@@ -12,9 +12,9 @@ may feed each other in a cycle while streams never do.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
-from heapq import heappop, heappush
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from varpulis_mp.engine.output import NO_KEY, Counters, Output
@@ -39,11 +39,11 @@ class Merger:
         self.stream_names = stream_names
         self.on_origin_complete = on_origin_complete
         self.on_lines = on_lines
-        self.lines: dict[int, list[tuple[int, int, str]]] = {}  # origin -> (stream index, seq, line)
-        self.line_origins: list[int] = []  # a heap of the keys of `lines`
+        self.lines: list[tuple[int, int, int, str]] = []  # (origin, stream index, seq, line)
         self.skip_empty = skip_empty
         # Records of stream index i count fanout[i] cross-context events each.
         self.fanout = [cross_fanout.get(name, 0) for name in stream_names]
+        self.any_fanout = any(self.fanout)
         self.progress: dict[str, int] = {name: 0 for name in stream_names}
         self.ended = 0
         self.pending: dict[int, list[Output]] = {}
@@ -128,27 +128,16 @@ class Merger:
 
     def _lines_out(self, frame: list[Any]) -> None:
         flat = frame[1]
-        pending = self.lines
-        released = self.released
-        fanout = self.fanout
-        cross = 0
-        last = -1
-        lst: list[tuple[int, int, str]] = []
+        if not flat:
+            return
+        # Everything per record happens in C: (origin, stream index, seq, line) tuples, sorted at
+        # release time.
+        if min(flat[0::4]) <= self.released:
+            raise wire.WireError("an output arrived after its origin was complete")
         it = iter(flat)
-        for origin, sidx, seq, line in zip(it, it, it, it, strict=True):
-            if origin != last:
-                if origin <= released:
-                    raise wire.WireError(f"output of stream '{self.stream_names[sidx]}' for origin {origin} "
-                                         f"arrived after that origin was complete")
-                found = pending.get(origin)
-                if found is None:
-                    found = pending[origin] = []
-                    heappush(self.line_origins, origin)
-                lst = found
-                last = origin
-            lst.append((sidx, seq, line))
-            cross += fanout[sidx]
-        self.cross += cross
+        self.lines += zip(it, it, it, it, strict=True)
+        if self.any_fanout:
+            self.cross += sum(map(self.fanout.__getitem__, flat[1::4]))
         self.held += len(flat) // 4
 
     def complete(self) -> int:
@@ -200,16 +189,17 @@ class Merger:
 
     def _release_lines(self, upto: int) -> None:
         """JSON Lines records: every origin up to `upto`, in order, handed over in one call."""
-        pending = self.lines
-        origins = self.line_origins
         self.released = upto
-        out: list[str] = []
-        while origins and origins[0] <= upto:
-            entries = pending.pop(heappop(origins))
-            if len(entries) > 1:
-                entries.sort()
-            self.held -= len(entries)
-            out += [line for _, _, line in entries]
-        if out:
-            assert self.on_lines is not None
-            self.on_lines(out)
+        held = self.lines
+        if not held:
+            return
+        # Mostly in order already (each worker sends its origins in order), so the sort is cheap.
+        held.sort()
+        cut = bisect_left(held, (upto + 1,))
+        if not cut:
+            return
+        out = list(map(itemgetter(3), held[:cut]))
+        del held[:cut]
+        self.held -= cut
+        assert self.on_lines is not None
+        self.on_lines(out)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -43,6 +44,10 @@ __all__ = ["MERGER", "WorkerSpec", "worker_main"]
 
 _ENDED = 1 << 62  # progress of a source that has ended
 MERGER = -1  # destination key of the channel toward the merger
+# Outputs and progress toward the merger wait at most this long for more to travel with them (a
+# message per input message would cost the merger more than the outputs themselves).
+FLUSH_S = 0.01
+_DEFERRABLE = frozenset({wire.PROGRESS, wire.LINES_OUT, wire.OUTPUTS, wire.SHAPE})
 
 
 @dataclass
@@ -122,6 +127,7 @@ class _Worker:
         self.started = False
         self.shapes = LearnedShapes()
         self.taker: BlockTaker | None = None
+        self.merger_sealed = 0.0  # when the merger's channel last got a message
         # Filled in by run() once the sockets exist.
         self.dests: dict[int, Outbox] = {}
         self.readers: dict[str, list[int]] = {name: list(dsts) for name, dsts in spec.outputs_to.items()}
@@ -186,7 +192,8 @@ class _Worker:
                     readers.append(rcv)
                     owners.append(src)
             writers = [d for d in dests if d.outbox and d.sender is not None]
-            ready_r, _, _ = wait(readers, [d.sender for d in writers if d.sender is not None], [], 1.0)
+            timeout = FLUSH_S if self.dests[MERGER].frames else 1.0
+            ready_r, _, _ = wait(readers, [d.sender for d in writers if d.sender is not None], [], timeout)
             if not ready_r and not writers and os.getppid() != self.parent:
                 raise RuntimeError("the supervisor went away")
             for pos in ready_r:
@@ -201,8 +208,9 @@ class _Worker:
                     self._handle(wire.decode(data), dec, transport)
                     if owner is None and self.started and any(d.outbox for d in dests):
                         break
-            # One message per turn and channel: what the turn's input messages gave, together.
-            self._seal_all()
+            # One message per turn and channel: what the turn's input messages gave, together; toward
+            # the merger, one per batch or per FLUSH_S.
+            self._seal_turn()
             for d in dests:
                 d.pump()
 
@@ -445,3 +453,15 @@ class _Worker:
     def _seal_all(self) -> None:
         for d in self.dests.values():
             d.seal()
+        self.merger_sealed = time.monotonic()
+
+    def _seal_turn(self) -> None:
+        merger = self.dests[MERGER]
+        now = time.monotonic()
+        if (merger.frames and merger.count < self.batch and now - self.merger_sealed < FLUSH_S
+                and all(frame[0] in _DEFERRABLE for frame in merger.frames)):
+            for key, d in self.dests.items():
+                if key != MERGER:
+                    d.seal()
+            return
+        self._seal_all()
