@@ -1,8 +1,15 @@
 """Parse VPL source into the AST (VPL.md §1, §2, §13.1, §14).
 
-The grammar (`vpl.lark`) is compiled once per process into an LALR(1) table by lark; this module
-drives that table itself, one token at a time from the hand-written lexer, building the AST in the
-reduce callbacks of `parse_builder` (no tree, no recursion). Driving it directly lets us:
+The grammar (`vpl.lark`) is compiled into an LALR(1) table by lark. Importing lark and building the
+table would cost every command tens of milliseconds, so the table is stored as data in
+`vpl_table.json` with the sha256 of the grammar's text, and lark is only imported when that file
+is missing or was made from another grammar. After editing `vpl.lark`, rewrite the file with
+
+    python -m varpulis_mp.lang.parser --write-table
+
+(tests/lang/test_parse_table.py fails until it is). This module drives the table itself, one
+token at a time from the hand-written lexer, building the AST in the reduce callbacks of
+`parse_builder` (no tree, no recursion). Driving it directly lets us:
 
 * decide the context-dependent keywords (`context stream let const tumbling` and the operation
   names) from what the current parser state accepts;
@@ -14,9 +21,12 @@ reduce callbacks of `parse_builder` (no tree, no recursion). Driving it directly
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from varpulis_mp.errors import Diagnostic, ProgramError
 from varpulis_mp.lang import ast
@@ -25,6 +35,9 @@ from varpulis_mp.lang.lexer import SourceError, Tok, decode_source, source_lines
 from varpulis_mp.lang.limits import DepthError, DepthTracker
 from varpulis_mp.lang.parse_builder import _Builder, _single
 from varpulis_mp.lang.parse_errors import EXPR_START, _Diagnoser, _Stop
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = ["parse_program"]
 
@@ -43,48 +56,160 @@ WINDOW_OPTIONS = frozenset({"sliding", "session"})
 DECL_KEYWORDS = {"context": "CONTEXT", "stream": "STREAM", "let": "LET", "const": "CONST"}
 
 
-# ---------------------------------------------------------------- the table, built once
+# ---------------------------------------------------------------- the table, stored as data
+
+_GRAMMAR_FILE = "vpl.lark"
+_TABLE_FILE = "vpl_table.json"
+# Part of the stored file: bump it whenever the layout of the file, or the way it is derived from
+# lark's table, changes. The grammar's hash alone would not notice such a change.
+_TABLE_FORMAT = 1
+
+Rule = tuple[int, str, str]
+"""A reduction: size of the right-hand side, the rule's nonterminal, the builder callback's name."""
+
+
+@dataclass(frozen=True)
+class TableData:
+    """The LALR table of `vpl.lark` as plain data: what `vpl_table.json` stores.
+
+    States are numbered breadth-first from the start state (symbols in sorted order) and `rules`
+    is sorted. Lark numbers its states in set-iteration order, which changes with the hash seed;
+    renumbering makes the table, and so the stored file, the same on every build.
+    """
+
+    start: int
+    end: int
+    rules: tuple[Rule, ...]
+    shifts: tuple[dict[str, int], ...]  # per state: symbol -> next state (terminals and gotos)
+    reduces: tuple[dict[str, int], ...]  # per state: terminal -> index into `rules`
+
+
+def grammar_sha256(grammar: str) -> str:
+    """What ties a stored table to the grammar text it was built from."""
+    return hashlib.sha256(grammar.encode("utf-8")).hexdigest()
+
+
+def lark_parse_table(grammar: str) -> Any:
+    """lark's own LALR table of `grammar` (the slow step that `vpl_table.json` saves)."""
+    from lark import Lark
+    from lark.lexer import Lexer
+
+    class _NoLexer(Lexer):  # the tokens come from lexer.py
+        def __init__(self, conf: Any) -> None:
+            pass
+
+        def lex(self, *args: Any) -> Any:  # pragma: no cover - never used
+            raise NotImplementedError
+
+    return Lark(grammar, parser="lalr", lexer=_NoLexer, start="start").parser.parser.parser.parse_table
+
+
+def table_from_lark(grammar: str) -> TableData:
+    """Build the table with lark, numbered as `TableData` says."""
+    from lark.parsers.lalr_analysis import Shift
+
+    table = lark_parse_table(grammar)
+    raw: dict[Any, dict[str, tuple[bool, Any]]] = {}
+    for state, acts in table.states.items():
+        flat: dict[str, tuple[bool, Any]] = {}
+        for sym, (action, arg) in acts.items():
+            if action is Shift:
+                flat[str(sym)] = (True, arg)
+            else:
+                rule: Rule = (len(arg.expansion), str(arg.origin.name), str(arg.alias or arg.origin.name))
+                flat[str(sym)] = (False, rule)
+        raw[state] = flat
+    return _canonical(raw, table.start_states["start"], table.end_states["start"])
+
+
+def _canonical(raw: dict[Any, dict[str, tuple[bool, Any]]], start: Any, end: Any) -> TableData:
+    order = [start]
+    number = {start: 0}
+    for state in order:  # `order` grows while it is walked: breadth-first
+        for sym in sorted(raw[state]):
+            is_shift, arg = raw[state][sym]
+            if is_shift and arg not in number:
+                number[arg] = len(order)
+                order.append(arg)
+    # Every LR(0) state is made as a successor of the start state, so the walk meets them all.
+    assert len(order) == len(raw)
+    rules = tuple(sorted({arg for acts in raw.values() for is_shift, arg in acts.values() if not is_shift}))
+    index = {rule: i for i, rule in enumerate(rules)}
+    shifts = tuple({sym: number[arg] for sym, (is_shift, arg) in sorted(raw[s].items()) if is_shift}
+                   for s in order)
+    reduces = tuple({sym: index[arg] for sym, (is_shift, arg) in sorted(raw[s].items()) if not is_shift}
+                    for s in order)
+    return TableData(0, number[end], rules, shifts, reduces)
+
+
+def table_to_json(data: TableData, grammar: str) -> str:
+    """The text of `vpl_table.json`: one rule and one state per line, so that diffs stay readable."""
+    rules = ",\n  ".join(json.dumps(list(rule)) for rule in data.rules)
+    states = ",\n  ".join(json.dumps({"shift": s, "reduce": r}, sort_keys=True)
+                          for s, r in zip(data.shifts, data.reduces, strict=True))
+    return (f'{{\n "format": {_TABLE_FORMAT},\n "grammar_sha256": "{grammar_sha256(grammar)}",\n'
+            f' "start": {data.start},\n "end": {data.end},\n'
+            f' "rules": [\n  {rules}\n ],\n "states": [\n  {states}\n ]\n}}\n')
+
+
+def table_from_json(text: str, grammar: str) -> TableData | None:
+    """The table stored in `text`, or None when it was made from another grammar or is damaged."""
+    try:
+        doc = json.loads(text)
+        if doc["format"] != _TABLE_FORMAT or doc["grammar_sha256"] != grammar_sha256(grammar):
+            return None
+        return TableData(
+            start=int(doc["start"]),
+            end=int(doc["end"]),
+            rules=tuple((int(size), str(lhs), str(name)) for size, lhs, name in doc["rules"]),
+            shifts=tuple({str(sym): int(n) for sym, n in st["shift"].items()} for st in doc["states"]),
+            reduces=tuple({str(sym): int(r) for sym, r in st["reduce"].items()} for st in doc["states"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def load_table_data(table_file: Traversable | None = None) -> TableData:
+    """The stored table when it matches `vpl.lark`; otherwise built by lark (slow, never wrong)."""
+    package = resources.files("varpulis_mp.lang")
+    grammar = package.joinpath(_GRAMMAR_FILE).read_text("utf-8")
+    if table_file is None:
+        table_file = package.joinpath(_TABLE_FILE)
+    try:
+        stored = table_file.read_text("utf-8")
+    except OSError:  # not installed with the package: build it
+        return table_from_lark(grammar)
+    return table_from_json(stored, grammar) or table_from_lark(grammar)
+
+
+def write_table() -> str:
+    """Rewrite `vpl_table.json` next to this module from `vpl.lark`; returns its path."""
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    grammar = (here / _GRAMMAR_FILE).read_text("utf-8")
+    target = here / _TABLE_FILE
+    target.write_text(table_to_json(table_from_lark(grammar), grammar), "utf-8")
+    return str(target)
 
 
 class _Table:
-    """The LALR table of `vpl.lark`, flattened to plain dicts.
+    """The table the driver runs, flattened to plain dicts.
 
     `states[state][symbol]` is `(True, next_state)` for a shift, or `(False, (size, lhs,
     callback))` for a reduction by a rule with `size` symbols on its right-hand side.
     """
 
-    def __init__(self) -> None:
-        from lark import Lark
-        from lark.lexer import Lexer
-        from lark.parsers.lalr_analysis import Shift
-
-        class _NoLexer(Lexer):  # the tokens come from lexer.py
-            def __init__(self, conf: Any) -> None:
-                pass
-
-            def lex(self, *args: Any) -> Any:  # pragma: no cover - never used
-                raise NotImplementedError
-
-        grammar = resources.files("varpulis_mp.lang").joinpath("vpl.lark").read_text("utf-8")
-        lark = Lark(grammar, parser="lalr", lexer=_NoLexer, start="start")
-        table = lark.parser.parser.parser.parse_table
+    def __init__(self, data: TableData) -> None:
         builder = _Builder()
-        reductions: dict[Any, tuple[int, str, Callable[[list[Any]], Any]]] = {}
-        for rule in lark.rules:
-            name = str(rule.alias or rule.origin.name)
-            fn = getattr(builder, name, None) or _single
-            reductions[rule] = (len(rule.expansion), str(rule.origin.name), fn)
-        self.states: dict[Any, dict[str, tuple[bool, Any]]] = {}
-        for state, acts in table.states.items():
-            flat: dict[str, tuple[bool, Any]] = {}
-            for sym, (action, arg) in acts.items():
-                if action is Shift:
-                    flat[str(sym)] = (True, arg)
-                else:
-                    flat[str(sym)] = (False, reductions[arg])
-            self.states[state] = flat
-        self.start_state = table.start_states["start"]
-        self.end_state = table.end_states["start"]
+        reductions = [(size, lhs, getattr(builder, name, None) or _single) for size, lhs, name in data.rules]
+        self.states: list[dict[str, tuple[bool, Any]]] = []
+        for shifts, reduces in zip(data.shifts, data.reduces, strict=True):
+            flat: dict[str, tuple[bool, Any]] = {sym: (True, n) for sym, n in shifts.items()}
+            flat.update((sym, (False, reductions[r])) for sym, r in reduces.items())
+            self.states.append(flat)
+        self.start_state = data.start
+        self.end_state = data.end
 
 
 _TABLE: _Table | None = None
@@ -93,7 +218,7 @@ _TABLE: _Table | None = None
 def _table() -> _Table:
     global _TABLE
     if _TABLE is None:
-        _TABLE = _Table()
+        _TABLE = _Table(load_table_data())
     return _TABLE
 
 
@@ -246,3 +371,9 @@ def parse_program(data: bytes | str, path: str) -> ast.Program:
     except _Stop as stop:
         raise _fail(stop.diagnostic) from None
     return ast.Program(path, tuple(decls), lines)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write-table"]:
+        sys.exit("usage: python -m varpulis_mp.lang.parser --write-table")
+    print(f"wrote {write_table()}")
