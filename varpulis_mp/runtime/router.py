@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import queue
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.ingress import Block, InputEnd, InputError, InputFailure, InputReader, SourceThread
@@ -31,6 +31,7 @@ class Router:
         self.on_input_event = on_input_event
         self.types_of = worker_types
         self.outbox: list[deque[bytes]] = [deque() for _ in senders]
+        self.full: set[int] = set()  # workers whose channel was full at the last try
         self.origin = 0  # events routed so far
         self.unread = 0
         self.ended = False
@@ -114,10 +115,23 @@ class Router:
     def idle(self) -> bool:
         return not any(self.outbox)
 
-    def busy_senders(self) -> list[Sender]:
-        return [s for s, box in zip(self.senders, self.outbox, strict=True) if box]
+    def busy(self) -> list[int]:
+        """The workers with messages waiting for room in their channel."""
+        return [w for w, box in enumerate(self.outbox) if box]
+
+    def writable(self, workers: Collection[int]) -> None:
+        """These workers' channels have room again (a poll said so)."""
+        self.full.difference_update(workers)
 
     def pump(self) -> None:
-        for sender, box in zip(self.senders, self.outbox, strict=True):
-            while box and sender.try_send(box[0]):
+        """Send what the channels take; a channel found full is not tried again until `writable`
+        (a failed send costs an exception)."""
+        full = self.full
+        for w, (sender, box) in enumerate(zip(self.senders, self.outbox, strict=True)):
+            if w in full:
+                continue
+            while box:
+                if not sender.try_send(box[0]):
+                    full.add(w)
+                    break
                 box.popleft()

@@ -279,7 +279,9 @@ class _Supervisor:
             if router.reading:
                 router.feed()
             fds = [reader.wake_r] if router.reading and router.idle() else []
-            readable = wait(outputs, router.busy_senders(), fds, POLL_S)[0]
+            busy = router.busy()
+            readable, room, _ = wait(outputs, [router.senders[w] for w in busy], fds, POLL_S)
+            router.writable([busy[k] for k in room])
 
     def _release(self) -> None:
         merger = self.merger
@@ -386,7 +388,8 @@ class _Supervisor:
             self._check_children()
             if time.monotonic() > deadline:
                 raise RuntimeFailure("a worker did not take its stop message")
-            wait([], router.busy_senders(), [], POLL_S)
+            busy = router.busy()
+            router.writable([busy[k] for k in wait([], [router.senders[w] for w in busy], [], POLL_S)[1]])
 
     def _await_exits(self) -> None:
         deadline = time.monotonic() + EXIT_GRACE_S
