@@ -14,7 +14,8 @@ Sections (select with `--only`, comma-separated; default: all of them):
   in the same run, runs alternated; the two record counts must be equal.
 * `layouts` - ratios between process layouts, whole `simulate` commands over `--layout-events`
   events (default 300,000), runs of A and B alternated: filter_one_context / filter,
-  heavy_two_contexts vs heavy_no_contexts, chain_contexts (and chain for reference).
+  heavy_two_contexts vs heavy_no_contexts, chain_contexts (and chain for reference); no memory
+  sampling there, so both sides are measured alike.
 * `profile` - cProfile of the API run (events in memory) of each program in `--profile` (default:
   those whose target was missed in this run), top functions by own time.
 
@@ -154,9 +155,13 @@ def _tree_rss_kb(pid: int) -> int:
     return total // 1024
 
 
-def run_command(program: str, events: Path, n: int, timeout: float) -> CommandRun:
-    """Runs one `simulate` command, stdout to /dev/null; wall, CPU and memory of the whole command."""
-    sample = has_contexts(program)
+def run_command(program: str, events: Path, n: int, timeout: float, sample_tree: bool = True) -> CommandRun:
+    """Runs one `simulate` command, stdout to /dev/null; wall, CPU and memory of the whole command.
+
+    `sample_tree` false: no sampling of the process tree's memory, whose cost (a psutil walk every
+    0.1 s on a machine with few cores) would fall on programs with contexts only.
+    """
+    sample = sample_tree and has_contexts(program)
     with open(os.devnull, "wb") as devnull, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(simulate_command(program, events), stdout=devnull, stderr=err,
@@ -339,9 +344,9 @@ def section_layouts(report: Report, n: int, runs: int, timeout: float) -> None:
         ra: list[CommandRun] = []
         rb: list[CommandRun] = []
         for _ in range(runs):
-            ra.append(run_command(a, path, n, timeout))
+            ra.append(run_command(a, path, n, timeout, sample_tree=False))
             if b is not None:
-                rb.append(run_command(b, path, n, timeout))
+                rb.append(run_command(b, path, n, timeout, sample_tree=False))
             if not ra[-1].ok or (rb and not rb[-1].ok):
                 break
         ga = [r.wall_s for r in ra if r.ok]
