@@ -169,9 +169,9 @@ def test_invalid_utf8_line(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("capacity", [1000, 7])
-def test_generated_input_through_every_window_kind(tmp_path: Path, capacity: int) -> None:
+def test_generated_50k_events_through_every_window_kind(tmp_path: Path, capacity: int) -> None:
     path = tmp_path / "big.evt"
-    generate_events(path, 20_000, seed=5)
+    generate_events(path, 50_000, seed=5)
     got, summary = assert_same(load(BIG_PROGRAM), path, capacity)
     assert isinstance(summary, Summary) and summary.events_processed > 0 and got
 
