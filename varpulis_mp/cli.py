@@ -133,17 +133,23 @@ def run(
         typer.Option("--file", "-f", help="The .vpl program (same as the argument).", show_default=False),
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--output", help="Output format.")] = OutputFormat.jsonl,
+    inline: Annotated[bool, typer.Option("--inline", help="Run every context in this one process.")] = False,
+    channel_capacity: Annotated[
+        int, typer.Option("--channel-capacity", min=1, help="Events in flight per channel between processes.")
+    ] = 1000,
     debug: DebugOption = False,
 ) -> None:
     """Run a program on live `.evt` lines from standard input until the input ends or SIGTERM/SIGINT.
 
-    Live runs use one process for every context for now (cores are still checked).
+    A program with contexts runs one worker process per context (unless --inline); a bad line is
+    reported, counted and skipped.
     """
     chosen = program or file
     if chosen is None or (program is not None and file is not None):
         print("error: give the program once, as an argument or with --file", file=sys.stderr)
         raise typer.Exit(2)
-    options = commands.RunOptions(program=str(chosen), output=output.value)
+    options = commands.RunOptions(program=str(chosen), output=output.value, inline=inline,
+                                  channel_capacity=channel_capacity)
     _guarded(debug, lambda: commands.run(options))
 
 

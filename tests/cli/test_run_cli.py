@@ -4,12 +4,14 @@ output as they happen, bad lines reported and counted, SIGTERM flushes, wall-clo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,22 @@ def test_file_option_and_wall_clock_times(tmp_path: Path) -> None:
     assert "Events processed: 1\n" in proc.stderr
 
 
+@contextlib.contextmanager
+def _live_run(program: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`run PROGRAM` with pipes on its three streams; killed and closed whatever happens."""
+    proc = subprocess.Popen([*varpulis_command(), "run", str(program), *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
 def _read_line(fd: int, timeout: float) -> bytes:
     """One line from a pipe, waiting at most `timeout` seconds."""
     data = b""
@@ -108,10 +126,8 @@ def _read_line(fd: int, timeout: float) -> bytes:
 @pytest.mark.parametrize("program_text", [PROGRAM, CONTEXT_PROGRAM], ids=["plain", "contexts"])
 def test_sigterm_with_input_still_open_flushes_and_exits_0(tmp_path: Path, program_text: str) -> None:
     program = _write(tmp_path, program_text)
-    proc = subprocess.Popen([*varpulis_command(), "run", str(program)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    try:
+    with _live_run(program) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         proc.stdin.write(b"@1000 R { v: 1 }\n@2000 R { v: 2 }\n")
         proc.stdin.flush()
         fd = proc.stdout.fileno()
@@ -123,12 +139,6 @@ def test_sigterm_with_input_still_open_flushes_and_exits_0(tmp_path: Path, progr
         status = proc.wait(timeout=30)
         rest = proc.stdout.read().decode()
         err = proc.stderr.read().decode()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            pipe.close()
     assert status == 0, err
     assert TRACEBACK not in err
     assert _records(rest) == [{"stream": "Totals", "ts": 59999, "fields": {"n": 2, "total": 3}}]
@@ -154,10 +164,8 @@ def test_program_with_contexts_gives_each_streams_records(tmp_path: Path) -> Non
 def test_session_closes_by_wall_clock_while_input_is_open(tmp_path: Path) -> None:
     program = _write(tmp_path, "stream S = R\n    .partition_by(k)\n    .window(session: 300ms)\n"
                                "    .aggregate(k: last(k), n: count())\n")
-    proc = subprocess.Popen([*varpulis_command(), "run", str(program)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    try:
+    with _live_run(program) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         proc.stdin.write(b'R { k: "a" }\nR { k: "a" }\n')
         proc.stdin.flush()
         # No more input, but the session's gap of wall-clock time passes.
@@ -166,12 +174,6 @@ def test_session_closes_by_wall_clock_while_input_is_open(tmp_path: Path) -> Non
         proc.stdin.close()
         status = proc.wait(timeout=30)
         err = proc.stderr.read().decode()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
     assert status == 0, err
     assert "Sessions closed:  1\n" in err
 
@@ -230,3 +232,89 @@ def test_program_error_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert f"{program}:2:" in proc.stderr and proc.stderr.endswith("1 error(s), 0 warning(s)\n")
+
+
+THREE_CONTEXTS = """\
+context ingest
+context stats
+context alerts
+
+stream Clean = R
+    .context(ingest)
+    .where(v > 0)
+    .emit(context: stats, v: v, k: k)
+
+stream PerKey = Clean
+    .context(stats)
+    .partition_by(k)
+    .window(3)
+    .aggregate(k: k, n: count(), total: sum(v))
+
+stream Sessions = Clean
+    .context(alerts)
+    .partition_by(k)
+    .window(session: 1h)
+    .aggregate(k: k, n: count())
+
+stream Hot = T
+    .context(alerts)
+    .where(t > 50)
+"""
+
+LIVE_LINES = b"".join(
+    [b'@%d R { v: %d, k: "k%d" }\n' % (i * 10, i % 7 - 2, i % 3) for i in range(1, 200)]
+    + [b"@5000 R { v: 1, k: }\n", b"@5001 Q { x: 1 }\n", b"not an event\n",
+       b'{"event_type": "T", "t": 60, "timestamp": 5002}\n', b"@5003 T { t: 10 }\n",
+       b"# a comment\n", b"@5004 T { t: 99 }\n"]
+)
+
+
+def test_run_with_contexts_gives_what_one_process_gives(tmp_path: Path) -> None:
+    program = _write(tmp_path, THREE_CONTEXTS)
+    processes = run_cli("run", str(program), stdin=LIVE_LINES, timeout=60)
+    inline = run_cli("run", str(program), "--inline", stdin=LIVE_LINES, timeout=60)
+    assert processes.returncode == inline.returncode == 0, processes.stderr
+    assert TRACEBACK not in processes.stderr
+    assert processes.stdout == inline.stdout
+    assert processes.stderr == inline.stderr
+    assert "Rejected events:  2\n" in processes.stderr and "Contexts used:    3\n" in processes.stderr
+    assert '"stream": "Sessions"' in processes.stdout and '"stream": "Hot"' in processes.stdout
+
+
+def test_run_with_contexts_runs_one_worker_per_context_while_input_is_open(tmp_path: Path) -> None:
+    import psutil
+
+    program = _write(tmp_path, THREE_CONTEXTS)
+    with _live_run(program) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write(b'@1 R { v: 5, k: "a" }\n')
+        proc.stdin.flush()
+        first = _read_line(proc.stdout.fileno(), timeout=30)
+        assert json.loads(first) == {"stream": "Clean", "ts": 1, "fields": {"v": 5, "k": "a"}}
+        workers = psutil.Process(proc.pid).children()
+        assert sorted(w.name() for w in workers) == ["vmp-alerts", "vmp-ingest", "vmp-stats"]
+        proc.stdin.close()
+        status = proc.wait(timeout=30)
+        err = proc.stderr.read().decode()
+    assert status == 0, err
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_session_in_a_downstream_context_closes_by_wall_clock(tmp_path: Path) -> None:
+    program = _write(tmp_path, "context ingest\ncontext work\n"
+                               "stream Clean = R\n    .context(ingest)\n    .emit(context: work, k: k)\n"
+                               "stream S = Clean\n    .context(work)\n    .partition_by(k)\n"
+                               "    .window(session: 300ms)\n    .aggregate(k: last(k), n: count())\n")
+    with _live_run(program) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write(b'R { k: "a" }\nR { k: "a" }\n')
+        proc.stdin.flush()
+        lines = [json.loads(_read_line(proc.stdout.fileno(), timeout=30)) for _ in range(3)]
+        # No more input, but the session's gap of wall-clock time passes in the `work` worker.
+        assert [line["stream"] for line in lines] == ["Clean", "Clean", "S"]
+        assert lines[2]["fields"] == {"k": "a", "n": 2}
+        proc.stdin.close()
+        status = proc.wait(timeout=30)
+        err = proc.stderr.read().decode()
+    assert status == 0, err
+    assert "Sessions closed:  1\n" in err and "Contexts used:    2\n" in err

@@ -337,6 +337,8 @@ def _human_view(checked: CheckedProgram) -> HumanView:
 class RunOptions:
     program: str
     output: str = "jsonl"
+    inline: bool = False
+    channel_capacity: int = 1000
 
 
 def run(options: RunOptions) -> int:
@@ -378,7 +380,22 @@ def run(options: RunOptions) -> int:
             jsonl.flush()  # each record as soon as its event was processed
 
     try:
-        summary: Summary = live.run_live(checked, sys.stdin.buffer, on_origin)
+        summary: Summary
+        if _uses_processes(checked, options.inline):
+            from varpulis_mp.runtime.supervisor import LiveInput, run_processes
+
+            live_input = LiveInput(sys.stdin.buffer.fileno(), on_origin)
+            try:
+                summary = run_processes(checked, sys.stdin.buffer, live.DISPLAY_PATH, lambda outputs: None,
+                                        channel_capacity=options.channel_capacity, pin=True, live=live_input)
+            finally:
+                live.print_rejected(live_input.rejected)
+        else:
+            summary = live.run_live(checked, sys.stdin.buffer, on_origin)
+    except RuntimeFailure as exc:
+        _close_sinks(human, jsonl)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except BaseException:
         _close_sinks(human, jsonl)
         raise

@@ -1,5 +1,7 @@
 """`varpulis-mp run`: live `.evt` lines from standard input until it ends or SIGTERM/SIGINT.
 
+Owns the live line reader and line handling shared by both drivers, and the one-process driver.
+
 Unlike `simulate`, a bad line does not stop a live run: it is reported on standard error, counted
 by reason, and the run goes on. Records are written as soon as the event that caused them has been
 processed, and a session whose key got no record for its gap of wall-clock time closes then
@@ -42,29 +44,31 @@ class _StopFlag:
         self.signal = signum
 
 
-def _wall_clock_ms() -> int:
+def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def live_lines(fd: int, stop: _StopFlag, tick_s: float = POLL_S) -> Iterator[tuple[int, bytes | None] | None]:
-    """(line number, raw line) as lines arrive; None for a line over the 1 MiB limit.
+def live_chunks(fd: int, stopped: Callable[[], bool], tick_s: float = POLL_S
+                ) -> Iterator[list[tuple[int, bytes | None]]]:
+    """The (line number, raw line) pairs of each read, as lines arrive; None for a line over the
+    1 MiB limit; an empty list (a tick) whenever `tick_s` passed without input.
 
     Reads with os.read so that a partial line never waits for a full buffer, and polls so that a
-    signal is noticed even while no input arrives. Yields None (a tick) whenever `tick_s` passed
-    without a line, so that the caller can look at the clock.
+    stop is noticed even while no input arrives; ticks let the caller look at the clock.
     """
     pending = bytearray()
     lineno = 0
     skipping = False
-    while stop.signal is None:
+    while not stopped():
         ready, _, _ = select.select([fd], [], [], tick_s)
         if not ready:
-            yield None
+            yield []
             continue
         chunk = os.read(fd, 65536)
         if not chunk:
             break
         pending += chunk
+        lines: list[tuple[int, bytes | None]] = []
         while True:
             cut = pending.find(b"\n")
             if cut < 0:
@@ -72,7 +76,7 @@ def live_lines(fd: int, stop: _StopFlag, tick_s: float = POLL_S) -> Iterator[tup
                     # Report an overlong line once and drop it as it streams in, never holding it.
                     lineno += 1
                     skipping = True
-                    yield lineno, None
+                    lines.append((lineno, None))
                 if skipping:
                     pending.clear()
                 break
@@ -82,9 +86,30 @@ def live_lines(fd: int, stop: _StopFlag, tick_s: float = POLL_S) -> Iterator[tup
                 skipping = False
                 continue
             lineno += 1
-            yield lineno, line
-    if pending and not skipping and stop.signal is None:
-        yield lineno + 1, bytes(pending)
+            lines.append((lineno, line))
+        if lines:
+            yield lines
+    if pending and not skipping and not stopped():
+        yield [(lineno + 1, bytes(pending))]
+
+
+def live_lines(fd: int, stop: _StopFlag, tick_s: float = POLL_S) -> Iterator[tuple[int, bytes | None] | None]:
+    """As `live_chunks`, line by line, with None for a tick."""
+    for lines in live_chunks(fd, lambda: stop.signal is not None, tick_s):
+        if not lines:
+            yield None
+        yield from lines
+
+
+def session_tick_s(gaps_ms: list[int]) -> float | None:
+    """How often to look for sessions idle for their gap of wall-clock time (None: no sessions):
+    at least once per gap, and no more than every 10 ms."""
+    return min(POLL_S, max(0.01, min(gaps_ms) / 1000.0)) if gaps_ms else None
+
+
+def session_gaps_ms(program: CheckedProgram) -> list[int]:
+    """The gaps (ms) of the program's session windows."""
+    return _session_gaps_ms(Dataflow(program, lambda _output: None))
 
 
 def _session_gaps_ms(flow: Dataflow) -> list[int]:
@@ -103,16 +128,15 @@ def run_live(
 
     `on_origin(outputs, flush)` gets the outputs of each event (in canonical order within it) as
     soon as the event was processed, the sessions closed by the wall clock (VPL.md §8.5) when they
-    close, and the outputs of the end-of-input flush with `flush` true. A live run uses one
-    process: the multiprocess driver stops at the first bad line and knows no wall-clock time.
+    close, and the outputs of the end-of-input flush with `flush` true. This is the one-process
+    driver (no contexts, or `--inline`); with contexts, `run_processes` takes a `LiveInput`.
     """
     plan = build_plan(checked)
     pending: list[Output] = []
     flow = Dataflow(checked, pending.append)
     crossing = {name: n for name, n in plan.cross_fanout.items() if n}
     gaps = _session_gaps_ms(flow)
-    # Idle sessions are looked for at least once per gap (and no more than every 10 ms).
-    tick_s = min(POLL_S, max(0.01, min(gaps) / 1000.0)) if gaps else POLL_S
+    tick_s = session_tick_s(gaps) or POLL_S
     cross = 0
     unread = 0
     n = 0
@@ -131,18 +155,18 @@ def run_live(
     stop = _StopFlag()
     previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     rejected: Counter[str] = Counter()
-    parser = readers.EventParser(DISPLAY_PATH, [s.name for s in checked.streams], default_time=_wall_clock_ms)
+    parser = readers.EventParser(DISPLAY_PATH, [s.name for s in checked.streams], default_time=wall_clock_ms)
     try:
         for item in live_lines(stdin.fileno(), stop, tick_s):
             if gaps and time.monotonic() - last_expire >= tick_s:
                 last_expire = time.monotonic()
-                flow.expire_sessions(_wall_clock_ms(), n)
+                flow.expire_sessions(wall_clock_ms(), n)
                 if pending:
                     hand_over(False)
             if item is None:
                 continue
             lineno, raw = item
-            event = _parse(parser, lineno, raw, rejected)
+            event = parse_live_line(parser, lineno, raw, rejected)
             if event is None:
                 continue
             n += 1
@@ -156,8 +180,7 @@ def run_live(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    for reason, count in sorted(rejected.items()):
-        print(f"rejected: {count} x {reason}", file=sys.stderr)
+    print_rejected(rejected)
     return Summary(
         events_processed=n,
         unread_events=unread,
@@ -168,7 +191,14 @@ def run_live(
     )
 
 
-def _parse(parser: readers.EventParser, lineno: int, raw: bytes | None, rejected: Counter[str]) -> readers.Event | None:
+def print_rejected(rejected: Counter[str]) -> None:
+    """The count of rejected lines by reason, on standard error, at the end of a live run."""
+    for reason, count in sorted(rejected.items()):
+        print(f"rejected: {count} x {reason}", file=sys.stderr)
+
+
+def parse_live_line(parser: readers.EventParser, lineno: int, raw: bytes | None,
+                    rejected: Counter[str]) -> readers.Event | None:
     """The event on a line, or None for a comment; a bad line is reported, counted and skipped."""
     if raw is None:
         rejected["event line is longer than 1 MiB"] += 1

@@ -32,7 +32,8 @@ class Router:
         self.types_of = worker_types
         self.outbox: list[deque[bytes]] = [deque() for _ in senders]
         self.full: set[int] = set()  # workers whose channel was full at the last try
-        self.origin = 0  # events routed so far
+        self.origin = 0  # origins routed so far
+        self.events = 0  # events among them (a live run's ticks take origins too)
         self.unread = 0
         self.ended = False
         self.reader: SourceThread | None = None
@@ -82,6 +83,7 @@ class Router:
                 self.origin = origin
                 notify(origin, ts, type_name)
         self.origin = block.last
+        self.events += block.events
         self.unread += block.unread
         for box, messages in zip(self.outbox, block.messages, strict=True):
             box.extend(messages)

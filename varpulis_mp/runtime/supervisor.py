@@ -25,7 +25,9 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO, Any
 
@@ -36,13 +38,15 @@ from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
 from varpulis_mp.runtime.ingress import InputReader, SourceThread
 from varpulis_mp.runtime.ingress_blocks import BlockReader
+from varpulis_mp.runtime.ingress_live import LiveReader
+from varpulis_mp.runtime.live import session_gaps_ms, session_tick_s
 from varpulis_mp.runtime.merger import ENDED, Merger
 from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.transport import Receiver, Transport, batch_size_for, block_lines_for, wait
 from varpulis_mp.runtime.worker import WorkerSpec, worker_main
 
-__all__ = ["run_processes", "worker_specs"]
+__all__ = ["LiveInput", "run_processes", "worker_specs"]
 
 READY_TIMEOUT_S = 60.0
 EXIT_GRACE_S = 5.0  # how long a worker that exited 0 may take to deliver its last message
@@ -50,11 +54,26 @@ TERM_GRACE_S = 1.0
 POLL_S = 0.05
 
 
+@dataclass
+class LiveInput:
+    """A live run's input (`run`): lines from `fd` as they arrive, each bad one reported, counted in
+    `rejected` by reason and skipped, wall-clock times and session closing (runtime/ingress_live.py).
+
+    `on_origin(outputs, flush)` replaces `on_origin_complete`: `flush` is true for the outputs of the
+    end-of-input flush.
+    """
+
+    fd: int
+    on_origin: Callable[[list[Output], bool], None]
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
 def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
                   display_path: str, on_origin_complete: Callable[[list[Output]], None], *,
                   channel_capacity: int = 1000, pin: bool = True, unpinned: set[str] | None = None,
                   on_input_event: Callable[[int, int, str], None] | None = None,
-                  skip_empty: bool = False, on_lines: Callable[[list[str]], None] | None = None) -> Summary:
+                  skip_empty: bool = False, on_lines: Callable[[list[str]], None] | None = None,
+                  live: LiveInput | None = None) -> Summary:
     """Run `program` over the event source with one worker process per context.
 
     `on_origin_complete` gets each origin's Outputs in canonical order, origins increasing (empty
@@ -70,12 +89,22 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
         raise ValueError("channel_capacity must be at least 1")
     if on_lines is not None and on_input_event is not None:
         raise ValueError("on_lines and on_input_event exclude each other")
+    if live is not None and (on_lines is not None or on_input_event is not None):
+        raise ValueError("a live run takes neither on_lines nor on_input_event")
     plan = build_plan(program)
-    blocks = on_lines is not None and any(c.event_types for c in plan.contexts)
+    blocks = on_lines is not None and live is None and any(c.event_types for c in plan.contexts)
     specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set(),
                          block_ingress=blocks, jsonl_out=on_lines is not None)
+    if live is not None:
+        on_live = live.on_origin
+
+        def on_origin_complete(outputs: list[Output]) -> None:
+            flush_origin = sup.router.flush_origin if sup.router is not None else None
+            on_live(outputs, flush_origin is not None and bool(outputs) and outputs[0].origin >= flush_origin)
+
     sup = _Supervisor(program, plan, specs, events_source, display_path, on_origin_complete,
-                      on_input_event, channel_capacity, skip_empty or on_lines is not None, on_lines)
+                      on_input_event, channel_capacity, skip_empty or on_lines is not None or live is not None,
+                      on_lines, live)
     return sup.run()
 
 
@@ -138,7 +167,8 @@ class _Supervisor:
                  source: str | os.PathLike[str] | IO[bytes], display_path: str,
                  on_origin_complete: Callable[[list[Output]], None],
                  on_input_event: Callable[[int, int, str], None] | None, capacity: int,
-                 skip_empty: bool, on_lines: Callable[[list[str]], None] | None = None) -> None:
+                 skip_empty: bool, on_lines: Callable[[list[str]], None] | None = None,
+                 live: LiveInput | None = None) -> None:
         self.program = program
         self.plan = plan
         self.specs = specs
@@ -153,6 +183,7 @@ class _Supervisor:
         self.transport: Transport | None = None
         self.reader: SourceThread | None = None
         self.blocks = any(spec.block_ingress for spec in specs)
+        self.live = live
         self.run_dir: RunDir | None = None
         self.merger = Merger([s.name for s in program.streams], len(specs), plan.cross_fanout,
                              on_origin_complete, skip_empty, on_lines)
@@ -176,9 +207,11 @@ class _Supervisor:
             self._await_exits()
             self._restore_signals()
             # With block ingress the workers count the events (origins are line numbers).
+            router = self.router
             return Summary(
-                events_processed=self.merger.events if self.blocks else self.router.origin if self.router else 0,
-                unread_events=self.merger.unread if self.blocks else self.router.unread if self.router else 0,
+                events_processed=self.merger.events if self.blocks else router.events if router else 0,
+                unread_events=self.merger.unread if self.blocks else router.unread if router else 0,
+                rejected_events=sum(self.live.rejected.values()) if self.live else 0,
                 contexts_used=self.plan.contexts_used,
                 cross_context_events=self.merger.cross,
                 counters=self.merger.counters,
@@ -244,7 +277,11 @@ class _Supervisor:
         self.router = Router(types, senders, self.on_input_event)
         self.router.start()
         batch = batch_size_for(self.capacity)
-        if self.blocks:
+        if self.live is not None:
+            tick_s = session_tick_s(session_gaps_ms(self.program))
+            self.reader = LiveReader(self.live.fd, self.display_path, [s.name for s in self.program.streams],
+                                     types, batch, tick_s, self.live.rejected)
+        elif self.blocks:
             self.reader = BlockReader(self.source, self.display_path, types, block_lines_for(self.capacity))
         else:
             self.reader = InputReader(self.source, self.display_path, [s.name for s in self.program.streams],

@@ -25,6 +25,9 @@ its data and the progress that covers it together, in order. Frames:
   code, event time, shape id, values, key.
 * `LINES_OUT entries` — a worker's records for the merger, already written as JSON Lines (when
   that is the output): flat: origin, stream index, seq, line.
+* `TICK origin now` — live runs only: the wall-clock time `now` (ms), taking origin `origin`;
+  the worker closes its sessions idle for their gap, then passes the tick on to the contexts it
+  feeds, before its progress.
 * `STATS counters`, `ERROR origin diagnostic`, `FAIL message index` — a worker's final counters, a bad
   event line it found, and an internal failure, in band after the data they follow.
 * `READY index pid` — control socket only: a worker has bound its endpoints.
@@ -46,7 +49,7 @@ from varpulis_mp.engine.output import NO_KEY, Output, OutputKind
 from varpulis_mp.errors import Diagnostic, SourcePos
 
 __all__ = [
-    "BLOCK", "EOS", "ERROR", "FAIL", "LINES", "LINES_OUT", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
+    "BLOCK", "EOS", "ERROR", "FAIL", "LINES", "LINES_OUT", "TICK", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
     "STATS", "STOP", "VERSION", "OUTPUT_KINDS", "OUTPUT_STRIDE", "Frame", "ShapeDecoder", "ShapeEncoder", "WireError", "decode",
     "decode_diagnostic", "decode_outputs", "encode", "encode_diagnostic", "encode_outputs", "make_encoder",
 ]
@@ -69,6 +72,7 @@ READY: Final = 10
 STOP: Final = 11
 BLOCK: Final = 12
 LINES_OUT: Final = 13
+TICK: Final = 14
 
 # A frame is a list (or tuple) whose first element is one of the kinds above.
 Frame = list[Any] | tuple[Any, ...]

@@ -128,6 +128,7 @@ class _Worker:
         self.shapes = LearnedShapes()
         self.taker: BlockTaker | None = None
         self.merger_sealed = 0.0  # when the merger's channel last got a message
+        self.last_tick = 0  # origin of the last live tick handled
         # Filled in by run() once the sockets exist.
         self.dests: dict[int, Outbox] = {}
         self.readers: dict[str, list[int]] = {name: list(dsts) for name, dsts in spec.outputs_to.items()}
@@ -149,6 +150,7 @@ class _Worker:
             for dst in sorted({d for dsts in spec.outputs_to.values() for d in dsts}):
                 self.dests[dst] = Outbox(None, self.batch)  # connected on START, once every worker is ready
             self.flow = Dataflow(self.program, self.emitted.append, hosted=spec.streams)
+            self.sessions = self.flow.has_sessions
             if spec.block_ingress and spec.event_types:
                 pushers = {t: self.flow.pusher(t) for t in spec.event_types}
                 self.taker = BlockTaker(spec.index, spec.event_types, spec.owners, self.parser,
@@ -259,6 +261,8 @@ class _Worker:
                         progress[src] = n
             elif kind == wire.EOS:
                 self._eos(frame[1], frame[2])
+            elif kind == wire.TICK:
+                self._tick(frame[1], frame[2])
             elif kind == wire.START:
                 self._start(transport)
             else:
@@ -373,6 +377,20 @@ class _Worker:
             push(origin, stream, ts, dict(zip(names, row, strict=False)))
             if len(emitted) >= batch:
                 route()
+
+    def _tick(self, origin: int, now_ms: int) -> None:
+        """A live run's wall-clock tick, from the router or from an upstream context (the first
+        to arrive counts): close the idle sessions, then pass it on ahead of any progress."""
+        if origin <= self.last_tick:
+            return
+        self.last_tick = origin
+        self._route()
+        if self.sessions:
+            self.flow.expire_sessions(now_ms, origin)
+            self._route()
+        for dst, dest in self.dests.items():
+            if dst != MERGER:
+                dest.add((wire.TICK, origin, now_ms))
 
     def _eos(self, source: str, flush_origin: int) -> None:
         if self.progress.get(source) == _ENDED:
