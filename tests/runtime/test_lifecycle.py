@@ -303,7 +303,7 @@ def test_worker_that_cannot_start_stops_the_run_with_its_message(tmp_path: Path,
         return real(program, emit, hosted=hosted, counters=counters)
 
     # The forked worker inherits the patch.
-    monkeypatch.setattr("varpulis_mp.runtime.worker.Dataflow", broken)
+    monkeypatch.setattr("varpulis_mp.engine.dataflow.Dataflow", broken)
     path = tmp_path / "e.evt"
     path.write_text("@1 T { v: 1 }\n", encoding="utf-8")
     with pytest.raises(RuntimeFailure, match="context 'b' worker failed to start: RuntimeError: cannot build"):

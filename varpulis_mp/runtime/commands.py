@@ -131,6 +131,8 @@ def core_warnings(checked: CheckedProgram) -> tuple[list[Diagnostic], set[str]]:
 
     found: list[Diagnostic] = []
     unpinned: set[str] = set()
+    if all(ctx.cores is None for ctx in checked.contexts):
+        return found, unpinned
     available = affinity.available_cores()
     for ctx in checked.contexts:
         if ctx.cores is None:
@@ -349,7 +351,7 @@ def run(options: RunOptions) -> int:
         _print_diagnostics(diagnostics)
         return EXIT_BAD_INPUT
     errors: list[Diagnostic] = []
-    if checked.contexts:
+    if any(ctx.cores is not None for ctx in checked.contexts):
         from varpulis_mp.runtime import affinity
 
         available = affinity.available_cores()

@@ -38,8 +38,6 @@ from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
 from varpulis_mp.runtime.ingress import InputReader, SourceThread
 from varpulis_mp.runtime.ingress_blocks import BlockReader
-from varpulis_mp.runtime.ingress_live import LiveReader
-from varpulis_mp.runtime.live import session_gaps_ms, session_tick_s
 from varpulis_mp.runtime.merger import ENDED, Merger
 from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
@@ -278,6 +276,9 @@ class _Supervisor:
         self.router.start()
         batch = batch_size_for(self.capacity)
         if self.live is not None:
+            from varpulis_mp.runtime.ingress_live import LiveReader
+            from varpulis_mp.runtime.live import session_gaps_ms, session_tick_s
+
             tick_s = session_tick_s(session_gaps_ms(self.program))
             self.reader = LiveReader(self.live.fd, self.display_path, [s.name for s in self.program.streams],
                                      types, batch, tick_s, self.live.rejected)

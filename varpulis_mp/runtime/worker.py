@@ -27,7 +27,6 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from varpulis_mp.engine.dataflow import Dataflow
 from varpulis_mp.engine.output import Output
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.jsonl import jsonl_line
@@ -149,6 +148,10 @@ class _Worker:
             self.dests[MERGER] = Outbox(out, self.batch)
             for dst in sorted({d for dsts in spec.outputs_to.values() for d in dsts}):
                 self.dests[dst] = Outbox(None, self.batch)  # connected on START, once every worker is ready
+            # Imported here, in the child: the supervisor never runs streams, so the engine's import
+            # stays off the serial start of a run and the workers pay it in parallel.
+            from varpulis_mp.engine.dataflow import Dataflow
+
             self.flow = Dataflow(self.program, self.emitted.append, hosted=spec.streams)
             self.sessions = self.flow.has_sessions
             if spec.block_ingress and spec.event_types:
