@@ -27,7 +27,7 @@ from varpulis_mp.io import readers
 from varpulis_mp.io.sinks import HumanSink, HumanView, JsonlSink, format_summary
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
-from varpulis_mp.runtime import replay
+from varpulis_mp.runtime import heap, replay
 
 Action = Callable[[], int]
 
@@ -243,6 +243,7 @@ def _simulate(
             while held and held[0][0] <= released + 1:
                 show_input(*held.popleft())
 
+    heap.settle()
     try:
         if processes:
             from varpulis_mp.runtime.supervisor import run_processes
@@ -381,6 +382,7 @@ def run(options: RunOptions) -> int:
             jsonl.write_outputs(outputs)
             jsonl.flush()  # each record as soon as its event was processed
 
+    heap.settle()
     try:
         summary: Summary
         if _uses_processes(checked, options.inline):
