@@ -82,6 +82,8 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
     With `on_lines` (and no `on_input_event`) the output is JSON Lines: the workers write their
     records themselves, `on_lines` gets them in canonical order instead of `on_origin_complete`,
     and the input travels as whole blocks of lines (block ingress, runtime/blocks.py).
+
+    With `live` the input is a live run's (`LiveInput`, whose `on_origin` then gets the outputs).
     """
     if channel_capacity < 1:
         raise ValueError("channel_capacity must be at least 1")
