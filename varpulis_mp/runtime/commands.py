@@ -127,12 +127,11 @@ class SimulateOptions:
 
 def core_warnings(checked: CheckedProgram) -> tuple[list[Diagnostic], set[str]]:
     """One warning per context whose cores are not all available here (VPL.md §3.1)."""
-    from varpulis_mp.runtime import affinity  # psutil: only where cores matter
-
     found: list[Diagnostic] = []
     unpinned: set[str] = set()
     if all(ctx.cores is None for ctx in checked.contexts):
         return found, unpinned
+    from varpulis_mp.runtime import affinity  # psutil: only where cores matter
     available = affinity.available_cores()
     for ctx in checked.contexts:
         if ctx.cores is None:
