@@ -74,6 +74,21 @@ def test_jsonl_is_the_same_bytes_in_every_layout(case: Path, tmp_path: Path) -> 
     assert processes == no_contexts
 
 
+@needs_shared
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("case", conformance_cases("records"), ids=lambda p: p.name)
+def test_human_output_is_the_same_with_worker_processes(case: Path) -> None:
+    """`--immediate` human output: whole blocks to the workers, the same lines as one process."""
+    runs = []
+    for extra in ((), ("--inline",)):
+        proc = run_cli("simulate", "-p", str(case / "program.vpl"), "-e", str(case / "events.evt"),
+                       "--immediate", *extra, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(proc.stdout)
+    assert runs[0] == runs[1]
+    assert "Simulation Complete" in runs[0]
+
+
 def _slow_replay(tmp_path: Path) -> subprocess.Popen[str]:
     program = tmp_path / "p.vpl"
     program.write_text(

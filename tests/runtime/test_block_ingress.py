@@ -53,15 +53,42 @@ def block_lines(program: CheckedProgram, path: Path, capacity: int = 1000) -> Re
     return lines, summary
 
 
+def block_outputs(program: CheckedProgram, path: Path, capacity: int = 1000
+                  ) -> tuple[list[tuple[list[Output], bool]], Summary | EventFileError]:
+    """Block ingress with Outputs (the human output's way): each origin that has some, and
+    whether it is the end-of-input flush."""
+    got: list[tuple[list[Output], bool]] = []
+
+    def unused(outputs: list[Output]) -> None:
+        raise AssertionError("with on_outputs, the outputs come there")
+
+    try:
+        summary: Summary | EventFileError = run_processes(
+            program, path, "e.evt", unused, pin=False, channel_capacity=capacity,
+            on_outputs=lambda outputs, flush: got.append((outputs, flush)))
+    except EventFileError as exc:
+        summary = exc
+    return got, summary
+
+
 def assert_same(program: CheckedProgram, path: Path, capacity: int = 1000) -> Result:
     expected, expected_end = local_lines(program, path)
     got, end = block_lines(program, path, capacity)
-    if isinstance(expected_end, EventFileError):
-        assert isinstance(end, EventFileError), end
-        assert end.diagnostics == expected_end.diagnostics
-    else:
-        assert end == expected_end
+    outputs, outputs_end = block_outputs(program, path, capacity)
+    for found in (end, outputs_end):
+        if isinstance(expected_end, EventFileError):
+            assert isinstance(found, EventFileError), found
+            assert found.diagnostics == expected_end.diagnostics
+        else:
+            assert found == expected_end
     assert got == expected
+    # The same records, every output in canonical order, and only the last origin is the flush.
+    assert [jsonl_line(o) for origin, _ in outputs for o in origin if o.kind == "record"] == expected
+    assert all(origin for origin, _ in outputs)
+    flushes = [flush for _, flush in outputs]
+    assert not any(flushes[:-1])
+    if isinstance(expected_end, EventFileError):
+        assert not any(flushes)  # a run stopped at a bad line has no end-of-input flush
     return got, end
 
 
@@ -111,6 +138,8 @@ def test_odd_lines_give_the_same_records_and_counts(tmp_path: Path, odd: str, ca
     path = tmp_path / "odd.evt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     _, summary = assert_same(PROGRAM, path, capacity)
+    outputs, _ = block_outputs(PROGRAM, path, capacity)
+    assert outputs[-1][1]  # partial windows flushed at the end of input, marked as such
     assert isinstance(summary, Summary)
     assert summary.unread_events > 0
     assert wait_no_children() == []
@@ -142,7 +171,7 @@ def test_a_bad_line_stops_at_the_same_place_with_the_same_diagnostic(tmp_path: P
     assert isinstance(end, EventFileError)
     assert got  # the records before the bad line were written
     assert wait_no_children() == []
-    assert len(made) == 1 and not os.path.exists(made[0])
+    assert len(made) == 2 and not any(os.path.exists(d) for d in made)  # one per layout
 
 
 @pytest.mark.timeout(120)

@@ -256,6 +256,17 @@ def _simulate(
                 summary = run_processes(checked, source, display, jsonl.write_outputs,  # type: ignore[arg-type]
                                         channel_capacity=options.channel_capacity, pin=True,
                                         unpinned=unpinned, skip_empty=True, on_lines=jsonl.write_lines)
+            elif human is not None and options.immediate and not options.verbose and not progress.active:
+                # Nothing to show per input event either: whole blocks to the workers, and the
+                # human lines of each origin that has some.
+                sink = human
+
+                def show(outputs: list[Output], flush: bool) -> None:
+                    sink.write_outputs(outputs, flush=flush)
+
+                summary = run_processes(checked, source, display, show_nothing,  # type: ignore[arg-type]
+                                        channel_capacity=options.channel_capacity, pin=True,
+                                        unpinned=unpinned, on_outputs=show)
             else:
                 summary = run_processes(
                     checked,
@@ -302,6 +313,10 @@ def _simulate(
         sys.stderr.write(format_summary(summary))
     out.flush()
     return EXIT_OK
+
+
+def show_nothing(outputs: list[Output]) -> None:
+    """The per-origin callback where another one shows the outputs."""
 
 
 def _close_sinks(human: HumanSink | None, jsonl: JsonlSink | None) -> None:

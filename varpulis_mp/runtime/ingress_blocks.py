@@ -1,7 +1,7 @@
 """Block ingress, the supervisor's side: whole blocks of raw lines, with no work per line.
 
-Owns `BlockReader`, the input thread used when nothing needs to see events one by one (JSON Lines
-output, no pacing, no progress display): it reads the source in checked blocks of lines
+Owns `BlockReader`, the input thread used when nothing needs to see events one by one
+(`--immediate`, no `--verbose`, no progress display): it reads the source in checked blocks of lines
 (`io.readers.iter_blocks`: UTF-8, line length, CRLF), cuts them into pieces of at most `batch`
 lines (`transport.block_lines_for`: a channel's high-water mark of pieces holds about its
 capacity of events) and sends each piece, as one `BLOCK` frame encoded once, to every worker

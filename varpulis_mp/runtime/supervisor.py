@@ -71,6 +71,7 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
                   channel_capacity: int = 1000, pin: bool = True, unpinned: set[str] | None = None,
                   on_input_event: Callable[[int, int, str], None] | None = None,
                   skip_empty: bool = False, on_lines: Callable[[list[str]], None] | None = None,
+                  on_outputs: Callable[[list[Output], bool], None] | None = None,
                   live: LiveInput | None = None) -> Summary:
     """Run `program` over the event source with one worker process per context.
 
@@ -83,27 +84,33 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
     records themselves, `on_lines` gets them in canonical order instead of `on_origin_complete`,
     and the input travels as whole blocks of lines (block ingress, runtime/blocks.py).
 
+    With `on_outputs` (and no `on_input_event`) the input travels as whole blocks too, and
+    `on_outputs(outputs, flush)` gets the Outputs of each origin that has some, in canonical order,
+    instead of `on_origin_complete`; `flush` is true for the end-of-input flush. Origins are then
+    line numbers.
+
     With `live` the input is a live run's (`LiveInput`, whose `on_origin` then gets the outputs).
     """
     if channel_capacity < 1:
         raise ValueError("channel_capacity must be at least 1")
-    if on_lines is not None and on_input_event is not None:
-        raise ValueError("on_lines and on_input_event exclude each other")
-    if live is not None and (on_lines is not None or on_input_event is not None):
-        raise ValueError("a live run takes neither on_lines nor on_input_event")
+    takers = [x for x in (on_lines, on_outputs, live, on_input_event) if x is not None]
+    if len(takers) > 1:
+        raise ValueError("give at most one of on_lines, on_outputs, live and on_input_event")
     plan = build_plan(program)
-    blocks = on_lines is not None and live is None and any(c.event_types for c in plan.contexts)
+    whole = on_lines is not None or on_outputs is not None
+    blocks = whole and any(c.event_types for c in plan.contexts)
     specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set(),
                          block_ingress=blocks, jsonl_out=on_lines is not None)
-    if live is not None:
-        on_live = live.on_origin
+    with_flush = live.on_origin if live is not None else on_outputs
+    if with_flush is not None:
+        tell = with_flush
 
         def on_origin_complete(outputs: list[Output]) -> None:
             flush_origin = sup.router.flush_origin if sup.router is not None else None
-            on_live(outputs, flush_origin is not None and bool(outputs) and outputs[0].origin >= flush_origin)
+            tell(outputs, flush_origin is not None and bool(outputs) and outputs[0].origin >= flush_origin)
 
     sup = _Supervisor(program, plan, specs, events_source, display_path, on_origin_complete,
-                      on_input_event, channel_capacity, skip_empty or on_lines is not None or live is not None,
+                      on_input_event, channel_capacity, skip_empty or whole or live is not None,
                       on_lines, live)
     return sup.run()
 
