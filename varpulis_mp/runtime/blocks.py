@@ -50,8 +50,9 @@ class BlockTaker:
 
     `owners` maps every event type some worker reads to the lowest-numbered such worker, `me` is
     this worker's number. `push(origin, type, ts, fields)` gets this worker's events in line order
-    per type (`pushers[type](origin, ts, fields)` does the same for one type), and `route()` is called whenever `emitted` holds `batch` outputs or more;
-    `bad(origin, error)` gets the first bad line it finds. `events` and `unread` count the events
+    per type (`pushers[type](origin, ts, fields)` does the same for one type), and `route()` is
+    called whenever `emitted` holds `batch` outputs or more; `bad(origin, error)` gets the first
+    bad line it finds. `events` and `unread` count the events
     this worker is the one to count.
     """
 
@@ -123,10 +124,7 @@ class BlockTaker:
             direct = self.pushers[t]
             now = self._now
             for start in range(0, len(rows), batch):
-                if start == 0 and len(rows) <= batch:
-                    shapes.feed(t, rows, idx, first, now, direct)
-                else:
-                    shapes.feed(t, rows[start:start + batch], idx[start:start + batch], first, now, direct)
+                shapes.feed(t, rows[start:start + batch], idx[start:start + batch], first, now, direct)
                 if len(self.emitted) >= batch:
                     self.route()
             if self.owners[t] == self.me:
