@@ -74,3 +74,4 @@ class Summary:
     contexts_used: int = 0
     cross_context_events: int = 0
     counters: Counters = field(default_factory=Counters)
+    interrupted_by: int | None = None  # the signal that ended the input early, if one did

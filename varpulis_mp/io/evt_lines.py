@@ -50,11 +50,14 @@ def iter_lines(source: Source, display_path: str) -> Iterator[tuple[int, str]]:
         yield from zip(range(first, first + len(lines)), lines, strict=True)
 
 
-def iter_blocks(source: Source, display_path: str) -> Iterator[tuple[int, str]]:
+def iter_blocks(source: Source, display_path: str, stop: Callable[[], bool] | None = None
+                ) -> Iterator[tuple[int, str]]:
     """The file as (number of the first line, LF-separated checked lines) pairs, read in large chunks.
 
     Every CR that came right before an LF is already dropped; a block never ends with the LF of its
     last line. A bad line raises EventFileError after the blocks holding every line before it.
+    Once `stop()` is true (checked before each read) the blocks end at the last whole line read:
+    an interrupted run ends as if the file ended there, never with a torn line.
     """
     read, close = _opener(source)
     try:
@@ -91,6 +94,8 @@ def iter_blocks(source: Source, display_path: str) -> Iterator[tuple[int, str]]:
                 lineno += block.count(b"\n") + 1
                 del block
             del data  # not alive while the next chunk is read: memory stays at a few chunks
+            if stop is not None and stop():
+                return
             data = read(_CHUNK)
         if pending:
             # The last line has no LF, so a CR at its end is an ordinary character.

@@ -335,10 +335,13 @@ class EventParser:
 
 
 def read_events(source: Source, display_path: str, stream_names: Collection[str] = (),
-                default_time: Callable[[], int] | None = None) -> Iterator[Event]:
-    """The events of an event file in file order, streamed; raises EventFileError at the first bad line."""
+                default_time: Callable[[], int] | None = None,
+                stop: Callable[[], bool] | None = None) -> Iterator[Event]:
+    """The events of an event file in file order, streamed; raises EventFileError at the first bad line.
+
+    Once `stop()` is true the events end at the last whole line read (see `iter_blocks`)."""
     parser = EventParser(display_path, stream_names, default_time)
-    for first, block in iter_blocks(source, display_path):
+    for first, block in iter_blocks(source, display_path, stop):
         yield from parser.parse_block(block, first)
 
 

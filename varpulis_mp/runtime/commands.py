@@ -28,6 +28,8 @@ from varpulis_mp.io.sinks import HumanSink, HumanView, JsonlSink, format_summary
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import heap, replay
+from varpulis_mp.runtime.interrupt import StopSignals
+from varpulis_mp.runtime.progress import ProgressBar
 
 Action = Callable[[], int]
 
@@ -212,7 +214,8 @@ def _simulate(
     # before it are back: its line waits for them, so each event's lines follow its own line.
     held: deque[tuple[int, int, str]] = deque()
 
-    progress = replay.Progress.for_file(handle, sys.stderr)
+    # Drawn from the bytes read, by a thread of its own: it changes neither the path nor the pace.
+    bar = ProgressBar.for_file(handle, sys.stderr)
 
     def show_input(n: int, ts: int, type_name: str) -> None:
         assert human is not None
@@ -221,7 +224,6 @@ def _simulate(
     def on_input(n: int, ts: int, type_name: str) -> None:
         nonlocal n_events
         n_events = n
-        progress.tick()
         if pacer is not None:
             pacer.wait_for(ts)
         if human is not None and options.verbose:
@@ -243,6 +245,8 @@ def _simulate(
                 show_input(*held.popleft())
 
     heap.settle()
+    if bar is not None:
+        bar.start()
     try:
         if processes:
             from varpulis_mp.runtime.supervisor import run_processes
@@ -250,13 +254,13 @@ def _simulate(
             source: IO[bytes] | replay.PacedSource = handle
             if not options.immediate:
                 source = replay.PacedSource(handle, options.speed)
-            if jsonl is not None and options.immediate and not progress.active:
+            if jsonl is not None and options.immediate:
                 # Nothing to show per input event: the workers write the records, the supervisor
                 # only puts them in order.
                 summary = run_processes(checked, source, display, jsonl.write_outputs,  # type: ignore[arg-type]
                                         channel_capacity=options.channel_capacity, pin=True,
                                         unpinned=unpinned, skip_empty=True, on_lines=jsonl.write_lines)
-            elif human is not None and options.immediate and not options.verbose and not progress.active:
+            elif human is not None and options.immediate and not options.verbose:
                 # Nothing to show per input event either: whole blocks to the workers, and the
                 # human lines of each origin that has some.
                 sink = human
@@ -281,29 +285,32 @@ def _simulate(
         else:
             from varpulis_mp.runtime.local import run_local
 
-            events = readers.read_events(handle, display, [s.name for s in checked.streams])
-            if jsonl is not None and options.immediate and not progress.active:
-                # Nothing to show per input event: hand over only the events that made records.
-                summary = run_local(checked, events, jsonl.write_outputs, skip_empty=True)
-            else:
-                summary = run_local(checked, _announced(events, on_input), on_origin)
+            with StopSignals() as stop:
+                events = readers.read_events(handle, display, [s.name for s in checked.streams],
+                                             stop=stop.is_set)
+                if jsonl is not None and options.immediate:
+                    # Nothing to show per input event: hand over only the events that made records.
+                    summary = run_local(checked, events, jsonl.write_outputs, skip_empty=True)
+                else:
+                    summary = run_local(checked, _announced(events, on_input, stop.is_set), on_origin)
+            summary.interrupted_by = stop.signal
     except EventFileError as exc:
-        progress.done()
+        _stop_bar(bar)
         _close_sinks(human, jsonl)
         _print_diagnostics(list(exc.diagnostics), with_count=False)
         return EXIT_BAD_INPUT
     except DiagnosticError as exc:
-        progress.done()
+        _stop_bar(bar)
         _close_sinks(human, jsonl)
         _print_diagnostics(list(exc.diagnostics))
         return EXIT_BAD_INPUT
     except RuntimeFailure as exc:
         # Not an internal error: the run itself failed (a worker died, say).
-        progress.done()
+        _stop_bar(bar)
         _close_sinks(human, jsonl)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    progress.done()
+    _stop_bar(bar)
     if human is not None:
         human.summary(summary, out)
         human.close()
@@ -312,7 +319,17 @@ def _simulate(
         jsonl.close()
         sys.stderr.write(format_summary(summary))
     out.flush()
-    return EXIT_OK
+    return exit_status(summary)
+
+
+def exit_status(summary: Summary) -> int:
+    """0 for a run that read its whole input; 128 + the signal's number for one a signal cut short."""
+    return EXIT_OK if summary.interrupted_by is None else 128 + summary.interrupted_by
+
+
+def _stop_bar(bar: ProgressBar | None) -> None:
+    if bar is not None:
+        bar.done()
 
 
 def show_nothing(outputs: list[Output]) -> None:
@@ -327,8 +344,12 @@ def _close_sinks(human: HumanSink | None, jsonl: JsonlSink | None) -> None:
     sys.stdout.flush()
 
 
-def _announced(events: Iterator[readers.Event], on_input: Callable[[int, int, str], None]) -> Iterator[readers.Event]:
+def _announced(events: Iterator[readers.Event], on_input: Callable[[int, int, str], None],
+               stop: Callable[[], bool]) -> Iterator[readers.Event]:
+    """Each event, announced as it is taken; paced replay waits here, so a stop is looked at here too."""
     for n, event in enumerate(events, 1):
+        if stop():
+            return
         on_input(n, event.ts, event.type)
         yield event
 

@@ -1,14 +1,13 @@
-"""Real-time replay pacing and the terminal progress bar of `simulate`.
+"""Real-time replay pacing of `simulate`.
 
-Both only decide *when* something happens, never *what*: results are identical with and without
-them (VPL.md §12), which is why they live beside the drivers rather than in the engine.
+It only decides *when* something happens, never *what*: results are identical with and without
+it (VPL.md §12), which is why they live beside the drivers rather than in the engine.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from typing import IO, TextIO
+from typing import IO
 
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.readers import LINE_LIMIT, EventParser
@@ -90,57 +89,3 @@ class PacedSource:
             return
         if event is not None:
             self._pacer.wait_for(event.ts)
-
-
-class Progress:
-    """A one-line progress bar on a terminal, shown only once a file takes more than a second."""
-
-    _DELAY_S = 1.0
-    _EVERY_S = 0.2
-
-    def __init__(self, handle: IO[bytes] | None, size: int, out: TextIO) -> None:
-        self._handle = handle
-        self._size = size
-        self._out = out
-        self._start = time.monotonic()
-        self._last = 0.0
-        self._shown = False
-
-    @classmethod
-    def for_file(cls, handle: IO[bytes], out: TextIO) -> Progress:
-        size = 0
-        try:
-            if out.isatty() and handle.seekable():
-                size = os.fstat(handle.fileno()).st_size
-        except (OSError, ValueError):
-            size = 0
-        return cls(handle if size else None, size, out)
-
-    @property
-    def active(self) -> bool:
-        """Whether a bar may be drawn at all (a terminal and a file of known size)."""
-        return self._handle is not None
-
-    def tick(self) -> None:
-        if self._handle is None:
-            return
-        now = time.monotonic()
-        if now - self._start < self._DELAY_S or now - self._last < self._EVERY_S:
-            return
-        self._last = now
-        try:
-            done = min(self._handle.tell(), self._size)
-        except (OSError, ValueError):
-            return
-        width = 30
-        filled = int(width * done / self._size) if self._size else width
-        percent = 100.0 * done / self._size if self._size else 100.0
-        self._out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {percent:5.1f}%")
-        self._out.flush()
-        self._shown = True
-
-    def done(self) -> None:
-        if self._shown:
-            self._out.write("\r" + " " * 50 + "\r")
-            self._out.flush()
-            self._shown = False

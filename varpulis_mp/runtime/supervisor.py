@@ -198,6 +198,7 @@ class _Supervisor:
         self.outputs: list[Receiver] = []
         self.last_child_check = 0.0
         self.draining = False
+        self.interrupted_by: int | None = None  # the signal that asked for the drain
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -222,6 +223,7 @@ class _Supervisor:
                 contexts_used=self.plan.contexts_used,
                 cross_context_events=self.merger.cross,
                 counters=self.merger.counters,
+                interrupted_by=self.interrupted_by,
             )
         finally:
             self._restore_signals()
@@ -402,9 +404,10 @@ class _Supervisor:
 
     def _dispatch_signals(self) -> None:
         while self.signals:
-            self.signals.pop(0)
+            signum = self.signals.pop(0)
             self.signal_count += 1
             if self.signal_count == 1:
+                self.interrupted_by = signum
                 self.handle_drain()
             else:
                 self.handle_hard_stop()
