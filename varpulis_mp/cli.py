@@ -50,6 +50,12 @@ class OutputFormat(str, Enum):
     jsonl = "jsonl"
 
 
+class RunOutputFormat(str, Enum):
+    jsonl = "jsonl"
+    human = "human"
+    none = "none"
+
+
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks of internal errors.")]
 
 
@@ -132,7 +138,15 @@ def run(
         Optional[Path],  # noqa: UP007
         typer.Option("--file", "-f", help="The .vpl program (same as the argument).", show_default=False),
     ] = None,
-    output: Annotated[OutputFormat, typer.Option("--output", help="Output format.")] = OutputFormat.jsonl,
+    input_path: Annotated[
+        Optional[str],  # noqa: UP007
+        typer.Option("--input", "-i", metavar="PATH",
+                     help="Default input: an .evt file read to its end, or '-' for standard input "
+                          "(the default when the program reads an event type).", show_default=False),
+    ] = None,
+    output: Annotated[
+        RunOutputFormat, typer.Option("--output", help="Records on standard output: jsonl, human or none.")
+    ] = RunOutputFormat.jsonl,
     inline: Annotated[bool, typer.Option("--inline", help="Run every context in this one process.")] = False,
     channel_capacity: Annotated[
         int, typer.Option("--channel-capacity", min=1, help="Events in flight per channel between processes.")
@@ -148,7 +162,7 @@ def run(
     if chosen is None or (program is not None and file is not None):
         print("error: give the program once, as an argument or with --file", file=sys.stderr)
         raise typer.Exit(2)
-    options = commands.RunOptions(program=str(chosen), output=output.value, inline=inline,
+    options = commands.RunOptions(program=str(chosen), input=input_path, output=output.value, inline=inline,
                                   channel_capacity=channel_capacity)
     _guarded(debug, lambda: commands.run(options))
 

@@ -210,6 +210,10 @@ class HumanSink:
             self._release_events(None)
         self._write(force=False)
 
+    def write_batch(self, records: Sequence[Output], flush: bool) -> None:
+        """The Sink face (io/ports.py): `flush` marks the outputs of the end-of-input flush."""
+        self.write_outputs(records, flush=flush and bool(records))
+
     def summary(self, summary: Summary, stream: TextIO) -> None:
         """Write the summary block to `stream` (this sink's stream, or standard error)."""
         self._release_events(None)

@@ -92,6 +92,12 @@ class JsonlSink:
             if len(buffer) >= chunk:
                 self._write_buffer()
 
+    def write_batch(self, records: Sequence[Output], flush: bool) -> None:
+        """The Sink face (io/ports.py) for live runs: each batch written and flushed at once."""
+        if records:
+            self.write_outputs(records)
+            self.flush()
+
     def write_lines(self, lines: list[str]) -> None:
         """Add records already written as JSON Lines lines (each with its LF), in the order given."""
         buffer = self._buffer

@@ -62,10 +62,12 @@ class Rejection:
 
 @dataclass(slots=True)
 class LineBatch:
-    """Raw `.evt` lines (bytes, without their newline), in input order."""
+    """Raw `.evt` lines (bytes, without their newline), in input order; the first is line
+    `first_line` of its source (0 where the source does not number its lines)."""
 
     lines: list[bytes]
     rejected: list[Rejection] = field(default_factory=list)
+    first_line: int = 0
 
 
 @dataclass(slots=True)

@@ -24,12 +24,17 @@ from varpulis_mp.errors import (
     count_line,
 )
 from varpulis_mp.io import readers
+from varpulis_mp.io.line_source import LineSource
+from varpulis_mp.io.ports import SinkPartition
 from varpulis_mp.io.sinks import HumanSink, HumanView, JsonlSink, format_summary
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import heap, replay
 from varpulis_mp.runtime.interrupt import StopSignals
+from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
+from varpulis_mp.runtime.outputs import Discard, RecordRouter
 from varpulis_mp.runtime.progress import ProgressBar
+from varpulis_mp.runtime.rejections import RejectionLog
 
 Action = Callable[[], int]
 
@@ -374,18 +379,94 @@ def _human_view(checked: CheckedProgram) -> HumanView:
 @dataclass(frozen=True)
 class RunOptions:
     program: str
-    output: str = "jsonl"
+    input: str | None = None  # an .evt path, "-" for standard input, None: standard input if read
+    output: str = "jsonl"  # jsonl, human or none
     inline: bool = False
     channel_capacity: int = 1000
 
 
 def run(options: RunOptions) -> int:
-    from varpulis_mp.runtime import live
-
     checked, diagnostics = _load(options.program)
     if checked is None:
         _print_diagnostics(diagnostics)
         return EXIT_BAD_INPUT
+    errors = _unavailable_cores(checked)
+    _print_diagnostics(diagnostics + errors)
+    if errors:
+        return EXIT_BAD_INPUT
+    log = RejectionLog()
+    try:
+        sources = _live_sources(options)
+    except OSError as exc:
+        print(f"{options.input}: error: cannot read the input: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    feed = LiveFeed(sources, [s.name for s in checked.streams], log)
+    out = sys.stdout
+    human: HumanSink | None = None
+    stdout: SinkPartition
+    if options.output == "human":
+        human = HumanSink(out, _human_view(checked), verbose=False, immediate=False)
+        human.header(len(checked.streams), len(checked.contexts))
+        stdout = human
+    elif options.output == "none":
+        stdout = Discard()
+    else:
+        stdout = JsonlSink(out)
+    records = RecordRouter(stdout, {})
+
+    heap.settle()
+    try:
+        summary = _run_live(checked, options, feed, records.deliver)
+    except RuntimeFailure as exc:
+        _close_quietly(records)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except BaseException:
+        _close_quietly(records)
+        raise
+    finally:
+        log.finish()
+    records.close()
+    if human is not None:
+        human.summary(summary, out)
+        human.close()
+    else:
+        sys.stdout.flush()
+        sys.stderr.write(format_summary(summary))
+    return EXIT_OK
+
+
+def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed,
+              deliver: Callable[[list[Output], bool], None]) -> Summary:
+    if _uses_processes(checked, options.inline):
+        from varpulis_mp.runtime import live
+        from varpulis_mp.runtime.supervisor import LiveInput, run_processes
+
+        return run_processes(checked, sys.stdin.buffer, live.DISPLAY_PATH, lambda outputs: None,
+                             channel_capacity=options.channel_capacity, pin=True,
+                             live=LiveInput(feed, deliver))
+    from varpulis_mp.runtime.live import run_live
+
+    return run_live(checked, feed, deliver)
+
+
+def _live_sources(options: RunOptions) -> list[FeedSource]:
+    """The default input (RUN.md §2): `--input PATH`, `--input -`, or standard input."""
+    if options.input is None or options.input == "-":
+        return [FeedSource("input", "<stdin>", LineSource(sys.stdin.buffer.fileno()))]
+    return [FeedSource("input", options.input, LineSource.open(options.input))]
+
+
+def _close_quietly(records: RecordRouter) -> None:
+    try:
+        records.close()
+    except Exception:  # noqa: BLE001 - the failure being reported matters more
+        pass
+    sys.stdout.flush()
+
+
+def _unavailable_cores(checked: CheckedProgram) -> list[Diagnostic]:
+    """`run` pins every context as declared: an unavailable core is an error (VPL.md §3.1)."""
     errors: list[Diagnostic] = []
     if any(ctx.cores is not None for ctx in checked.contexts):
         from varpulis_mp.runtime import affinity
@@ -398,53 +479,7 @@ def run(options: RunOptions) -> int:
             if missing is not None:
                 pos = ctx.core_pos[ctx.cores.index(missing)]
                 errors.append(_core_diagnostic(checked, pos, missing, available, "error"))
-    _print_diagnostics(diagnostics + errors)
-    if errors:
-        return EXIT_BAD_INPUT
-    out = sys.stdout
-    human: HumanSink | None = None
-    jsonl: JsonlSink | None = None
-    if options.output == "human":
-        human = HumanSink(out, _human_view(checked), verbose=False, immediate=False)
-        human.header(len(checked.streams), len(checked.contexts))
-    else:
-        jsonl = JsonlSink(out)
-
-    def on_origin(outputs: list[Output], flush: bool) -> None:
-        if human is not None:
-            human.write_outputs(outputs, flush=flush and bool(outputs))
-        elif jsonl is not None and outputs:
-            jsonl.write_outputs(outputs)
-            jsonl.flush()  # each record as soon as its event was processed
-
-    heap.settle()
-    try:
-        summary: Summary
-        if _uses_processes(checked, options.inline):
-            from varpulis_mp.runtime.supervisor import LiveInput, run_processes
-
-            live_input = LiveInput(sys.stdin.buffer.fileno(), on_origin)
-            try:
-                summary = run_processes(checked, sys.stdin.buffer, live.DISPLAY_PATH, lambda outputs: None,
-                                        channel_capacity=options.channel_capacity, pin=True, live=live_input)
-            finally:
-                live.print_rejected(live_input.rejected)
-        else:
-            summary = live.run_live(checked, sys.stdin.buffer, on_origin)
-    except RuntimeFailure as exc:
-        _close_sinks(human, jsonl)
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except BaseException:
-        _close_sinks(human, jsonl)
-        raise
-    if human is not None:
-        human.summary(summary, out)
-        human.close()
-    else:
-        _close_sinks(human, jsonl)
-        sys.stderr.write(format_summary(summary))
-    return EXIT_OK
+    return errors
 
 
 # ---------------------------------------------------------------- plan

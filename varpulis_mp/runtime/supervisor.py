@@ -25,9 +25,8 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any
 
@@ -38,6 +37,7 @@ from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
 from varpulis_mp.runtime.ingress import InputReader, SourceThread
 from varpulis_mp.runtime.ingress_blocks import BlockReader
+from varpulis_mp.runtime.live_feed import LiveFeed
 from varpulis_mp.runtime.merger import ENDED, Merger
 from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
@@ -54,16 +54,16 @@ POLL_S = 0.05
 
 @dataclass
 class LiveInput:
-    """A live run's input (`run`): lines from `fd` as they arrive, each bad one reported, counted in
-    `rejected` by reason and skipped, wall-clock times and session closing (runtime/ingress_live.py).
+    """A live run's input (`run`): the events of `feed` as they arrive (the default input and the
+    subscriptions; bad input reported, counted and skipped), wall-clock times and session closing
+    (runtime/ingress_live.py).
 
     `on_origin(outputs, flush)` replaces `on_origin_complete`: `flush` is true for the outputs of the
     end-of-input flush.
     """
 
-    fd: int
+    feed: LiveFeed
     on_origin: Callable[[list[Output], bool], None]
-    rejected: Counter[str] = field(default_factory=Counter)
 
 
 def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
@@ -219,7 +219,7 @@ class _Supervisor:
             return Summary(
                 events_processed=self.merger.events if self.blocks else router.events if router else 0,
                 unread_events=self.merger.unread if self.blocks else router.unread if router else 0,
-                rejected_events=sum(self.live.rejected.values()) if self.live else 0,
+                rejected_events=self.live.feed.log.total if self.live else 0,
                 contexts_used=self.plan.contexts_used,
                 cross_context_events=self.merger.cross,
                 counters=self.merger.counters,
@@ -291,8 +291,7 @@ class _Supervisor:
             from varpulis_mp.runtime.live import session_gaps_ms, session_tick_s
 
             tick_s = session_tick_s(session_gaps_ms(self.program))
-            self.reader = LiveReader(self.live.fd, self.display_path, [s.name for s in self.program.streams],
-                                     types, batch, tick_s, self.live.rejected)
+            self.reader = LiveReader(self.live.feed, types, batch, tick_s)
         elif self.blocks:
             self.reader = BlockReader(self.source, self.display_path, types, block_lines_for(self.capacity))
         else:

@@ -1,0 +1,151 @@
+"""The inputs of a live run, multiplexed: the default input and every subscription, as events.
+
+Owns `LiveFeed`, which both live drivers (one process, runtime/live.py; worker processes,
+runtime/ingress_live.py) read from. It waits in one `select` on the wake-up descriptors of every
+source partition (io/ports.py), so it sleeps while nothing arrives and wakes as soon as anything
+does; raw `.evt` lines are parsed here (an event without `@T` takes the wall-clock time of its
+arrival, once for every context), connectors' events take the arrival time when they carry none,
+and everything that cannot be read is counted and reported through the `RejectionLog`, never
+fatal. A source that ends is closed and dropped; the feed ends when every source has ended.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from varpulis_mp.errors import EventFileError
+from varpulis_mp.io.ports import EventBatch, LineBatch, SourcePartition, WakeableSource
+from varpulis_mp.io.readers import Event, EventParser
+from varpulis_mp.runtime.rejections import RejectionLog
+
+__all__ = ["FeedSource", "LiveFeed", "wall_clock_ms"]
+
+POLL_S = 0.2
+_NAME_RE = re.compile(r"'[A-Za-z_][A-Za-z0-9_]*'")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def reason_of(message: str) -> str:
+    """A diagnostic's message as a rejection reason: grouped by the kind of problem, not by the
+    field, member or type it names."""
+    return _NAME_RE.sub("'X'", message)
+
+
+@dataclass(eq=False)
+class FeedSource:
+    """A source partition with the names its rejections and diagnostics go by."""
+
+    name: str  # "input" or a connector's name
+    display: str  # the path diagnostics name its lines by ("<stdin>", a file's path)
+    partition: SourcePartition
+    parser: EventParser | None = field(default=None, repr=False)
+    lines_seen: int = 0  # for sources that do not number their lines
+
+
+class LiveFeed:
+    """`chunks()` gives the events of each wake-up, in arrival order per source; see above."""
+
+    def __init__(self, sources: Sequence[FeedSource], stream_names: Collection[str], log: RejectionLog) -> None:
+        self._sources = list(sources)
+        for source in self._sources:
+            # Events without `@T` take the arrival time, read once per line.
+            source.parser = EventParser(source.display, stream_names, default_time=wall_clock_ms)
+        self.log = log
+
+    @property
+    def open_sources(self) -> int:
+        return len(self._sources)
+
+    def chunks(self, stopped: Callable[[], bool], tick_s: float = POLL_S) -> Iterator[list[Event]]:
+        """The events that arrived at each wake-up; an empty list when `tick_s` passed without any
+        (a tick: the caller may look at the clock). Ends when every source has ended or `stopped()`."""
+        while self._sources and not stopped():
+            ready = self._wait(tick_s)
+            events: list[Event] = []
+            for source in ready:
+                try:
+                    batch = source.partition.next_batch()
+                except StopIteration:
+                    source.partition.close()
+                    self._sources.remove(source)
+                    continue
+                for r in batch.rejected:
+                    self.log.reject(r.source, r.reason, lambda r=r: r.detail)  # type: ignore[misc]
+                if isinstance(batch, LineBatch):
+                    self._parse_lines(source, batch, events)
+                else:
+                    self._take_events(batch, events)
+            self.log.tick()
+            yield events
+
+    def close(self) -> None:
+        for source in self._sources:
+            source.partition.close()
+        self._sources.clear()
+
+    def _wait(self, tick_s: float) -> list[FeedSource]:
+        """The sources that have something (or whose awake time came), after at most `tick_s`."""
+        now = time.monotonic()
+        timeout = tick_s
+        due: list[FeedSource] = []
+        by_fd: dict[int, FeedSource] = {}
+        for source in self._sources:
+            part = source.partition
+            if isinstance(part, WakeableSource):
+                by_fd[part.wake_fd()] = source
+                continue
+            awake = part.next_awake()
+            if awake is None or awake <= now:
+                due.append(source)
+            else:
+                timeout = min(timeout, awake - now)
+        if due:
+            timeout = 0.0
+        if by_fd:
+            readable, _, _ = select.select(list(by_fd), [], [], timeout)
+            due.extend(by_fd[fd] for fd in readable)
+        elif timeout > 0:
+            time.sleep(timeout)
+        return due
+
+    def _parse_lines(self, source: FeedSource, batch: LineBatch, into: list[Event]) -> None:
+        parser = source.parser
+        assert parser is not None
+        name = source.name
+        lineno = batch.first_line - 1 if batch.first_line else source.lines_seen
+        for raw in batch.lines:
+            lineno += 1
+            try:
+                text = raw.decode("utf-8")
+                if text.endswith("\r"):
+                    text = text[:-1]
+                event = parser.parse_line(text, lineno)
+            except UnicodeDecodeError:
+                where = f"{source.display}:{lineno}: error: invalid UTF-8"
+                self.log.reject(name, "invalid UTF-8", lambda where=where: where)  # type: ignore[misc]
+                continue
+            except EventFileError as exc:
+                diagnostic = exc.diagnostics[0]
+                self.log.reject(name, reason_of(diagnostic.message), diagnostic.render)
+                continue
+            if event is not None:
+                into.append(event)
+        source.lines_seen = lineno
+
+    @staticmethod
+    def _take_events(batch: EventBatch, into: list[Event]) -> None:
+        now: int | None = None
+        for ev in batch.events:
+            ts = ev.ts
+            if ts is None:
+                if now is None:
+                    now = wall_clock_ms()
+                ts = now
+            into.append(Event(ev.type, ts, ev.fields, 0))

@@ -1,0 +1,59 @@
+"""Where a live run's records go: standard output in the chosen format, and each stream's `.to` sinks.
+
+Owns `RecordRouter`, the one object both live drivers hand their outputs to. Standard output gets
+every output (its writer keeps what its format shows); each stream with `.to` sinks gets its own
+records, in its own order, in the partitions built from them (io/ports.py). Closing the router
+closes every sink, which delivers what it still holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from varpulis_mp.engine.output import Output
+from varpulis_mp.io.ports import SinkPartition
+
+__all__ = ["Discard", "RecordRouter"]
+
+
+class Discard:
+    """`--output none`: no records on standard output (the choice under systemd)."""
+
+    def write_batch(self, records: Sequence[Output], flush: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RecordRouter:
+    def __init__(self, stdout: SinkPartition, by_stream: Mapping[str, Sequence[SinkPartition]]) -> None:
+        self._stdout = stdout
+        self._by_stream = {name: list(parts) for name, parts in by_stream.items() if parts}
+        self._closed = False
+
+    def deliver(self, outputs: list[Output], flush: bool) -> None:
+        self._stdout.write_batch(outputs, flush)
+        if not self._by_stream or not outputs:
+            return
+        grouped: dict[str, list[Output]] = {}
+        for out in outputs:
+            if out.kind == "record" and out.stream in self._by_stream:
+                grouped.setdefault(out.stream, []).append(out)
+        for name, records in grouped.items():
+            for part in self._by_stream[name]:
+                part.write_batch(records, flush)
+
+    def close(self) -> None:
+        """Close every sink (each delivers what it holds); the first failure is raised after all tried."""
+        if self._closed:
+            return
+        self._closed = True
+        failure: BaseException | None = None
+        for part in [self._stdout, *(p for parts in self._by_stream.values() for p in parts)]:
+            try:
+                part.close()
+            except Exception as exc:  # noqa: BLE001 - every sink gets its chance to deliver
+                failure = failure or exc
+        if failure is not None:
+            raise failure
