@@ -31,7 +31,8 @@ EVENTS: list[tuple[str, int, dict[str, Any]]] = [
 
 def test_all_is_exact() -> None:
     assert sorted(varpulis_mp.__all__) == sorted(
-        ["EventFileError", "ProgramError", "Record", "SimulationResult", "check", "simulate"])
+        ["EventFileError", "ProgramError", "Record", "Runtime", "RuntimeFailure", "SimulationResult", "check",
+         "simulate"])
     for name in varpulis_mp.__all__:
         assert hasattr(varpulis_mp, name)
 

@@ -17,7 +17,9 @@ takes output records with `write_batch(records, flush)` (`flush` is true for the
 end-of-input flush) and is closed with `close()`, which delivers what it still holds.
 
 Live partitions may also offer `wake_fd()`: a file descriptor that becomes readable when a batch
-is waiting, so a loop can sleep in `poll` instead of asking on a timer.
+is waiting, so a loop can sleep in `poll` instead of asking on a timer; and `commit()`, called once
+everything they handed out has been fully processed (its records delivered), which is when a
+broker's acknowledgement is due and when an embedding host may call the runtime idle.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 from varpulis_mp.engine.output import Output
 
 __all__ = [
+    "CommittingSource",
     "EventBatch",
     "InEvent",
     "LineBatch",
@@ -97,6 +100,14 @@ class SourcePartition(Protocol):
 class WakeableSource(Protocol):
     def wake_fd(self) -> int:
         """A descriptor that is readable while a batch waits (the caller never reads it)."""
+        ...
+
+
+@runtime_checkable
+class CommittingSource(Protocol):
+    def commit(self) -> None:
+        """Everything handed out so far has been fully processed: its records were delivered.
+        (Where an acknowledgement is due, this is when it is given.)"""
         ...
 
 

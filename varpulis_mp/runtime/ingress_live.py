@@ -80,6 +80,7 @@ class LiveReader(SourceThread):
                         boxes[w].add((wire.TICK, self.origin, wall_clock_ms()))
             if self.origin == before:
                 continue  # nothing arrived and no tick is due
+            self._feed.mark(self.origin)
             for w, types in enumerate(self._worker_types):
                 if types:
                     boxes[w].add((wire.PROGRESS, types, self.origin))

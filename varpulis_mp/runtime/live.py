@@ -13,6 +13,7 @@ interval, stops reading, flushes every open window (VPL.md §10.2) and returns t
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -86,7 +87,9 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
         on_origin(out, origin_flush)
 
     stop = _StopFlag()
-    previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # else the host handles signals
+        previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     event_types = flow.event_types
     try:
         for events in feed.chunks(lambda: stop.signal is not None, tick_s):
@@ -102,8 +105,10 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
                 else:
                     flow.push_event(n, event.type, event.ts, event.fields)
                 hand_over(False)
+            feed.processed()
         flow.end_all(n + 1)
         hand_over(True)
+        feed.processed()
     finally:
         feed.close()
         for signum, handler in previous.items():

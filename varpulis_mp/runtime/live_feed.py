@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import re
 import select
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from varpulis_mp.errors import EventFileError
-from varpulis_mp.io.ports import EventBatch, LineBatch, SourcePartition, WakeableSource
+from varpulis_mp.io.ports import CommittingSource, EventBatch, LineBatch, SourcePartition, WakeableSource
 from varpulis_mp.io.readers import Event, EventParser
 from varpulis_mp.runtime.rejections import RejectionLog
 
@@ -58,6 +60,44 @@ class LiveFeed:
             # Events without `@T` take the arrival time, read once per line.
             source.parser = EventParser(source.display, stream_names, default_time=wall_clock_ms)
         self.log = log
+        self._contributed: set[int] = set()  # indexes into _all of sources that gave events since the last mark
+        self._all = list(self._sources)
+        # (origin, sources) of chunks whose records are not all out yet (worker processes only).
+        self._marks: deque[tuple[int, list[CommittingSource]]] = deque()
+        self._lock = threading.Lock()
+
+    def processed(self) -> None:
+        """Everything the feed gave so far has been processed and delivered (one-process driver)."""
+        for part in self._take_contributors():
+            part.commit()
+
+    def mark(self, origin: int) -> None:
+        """The events given so far take origins up to `origin` (multiprocess ingress thread)."""
+        contributors = self._take_contributors()
+        if contributors:
+            with self._lock:
+                self._marks.append((origin, contributors))
+
+    def released(self, origin: int) -> None:
+        """Every origin up to `origin` has been processed and its records delivered (supervisor loop)."""
+        while True:
+            with self._lock:
+                if not self._marks or self._marks[0][0] > origin:
+                    return
+                _, contributors = self._marks.popleft()
+            for part in contributors:
+                part.commit()
+
+    def _take_contributors(self) -> list[CommittingSource]:
+        if not self._contributed:
+            return []
+        found: list[CommittingSource] = []
+        for i in sorted(self._contributed):
+            part = self._all[i].partition
+            if isinstance(part, CommittingSource):
+                found.append(part)
+        self._contributed.clear()
+        return found
 
     @property
     def open_sources(self) -> int:
@@ -76,6 +116,7 @@ class LiveFeed:
                     source.partition.close()
                     self._sources.remove(source)
                     continue
+                self._contributed.add(self._all.index(source))
                 for r in batch.rejected:
                     self.log.reject(r.source, r.reason, lambda r=r: r.detail)  # type: ignore[misc]
                 if isinstance(batch, LineBatch):

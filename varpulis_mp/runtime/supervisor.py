@@ -350,6 +350,8 @@ class _Supervisor:
             limit = min(limit, origin - 1)
         if limit > merger.released:
             merger.release(limit)
+            if self.live is not None:
+                self.live.feed.released(merger.released)
 
     def _first_error(self) -> tuple[int, EventFileError] | None:
         found: list[tuple[int, EventFileError]] = []

@@ -1,0 +1,97 @@
+"""`varpulis_mp.Runtime` (RUN.md §3): worker processes and inline give simulate()'s records;
+wait_idle honours its timeout; leaving the block flushes; posting after shutdown raises."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import varpulis_mp
+from varpulis_mp import Runtime, RuntimeFailure
+
+PROGRAM = """\
+context ingest
+context stats
+stream Hot = Reading.context(ingest).where(temp > 80.0).emit(context: stats, sensor: sensor, temp: temp)
+stream Counts = Hot.context(stats).partition_by(sensor).window(3).aggregate(sensor: sensor, n: count(), top: max(temp))
+"""
+EVENTS = [("Reading", i * 10, {"sensor": f"S{i % 3}", "temp": 70.0 + (i * 7) % 30}) for i in range(60)]
+
+
+def _as_tuples(records: list[varpulis_mp.Record]) -> list[tuple[str, int, dict[str, object]]]:
+    return [(r.stream, r.ts, r.fields) for r in records]
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["worker-processes", "inline"])
+def test_records_equal_simulate_and_leaving_the_block_flushes(inline: bool) -> None:
+    expected = varpulis_mp.simulate(PROGRAM, EVENTS)
+    got: dict[str, list[varpulis_mp.Record]] = {"Hot": [], "Counts": []}
+    with Runtime(PROGRAM, inline=inline) as rt:
+        rt.subscribe("Hot", got["Hot"].append)
+        rt.subscribe("Counts", got["Counts"].append)
+        rt.post_many(EVENTS)
+        assert rt.wait_idle(timeout=30.0)
+        # Before the end of input only the full windows have closed.
+        assert len(got["Counts"]) < len(expected.by_stream("Counts"))
+    for stream in ("Hot", "Counts"):
+        assert _as_tuples(got[stream]) == _as_tuples(expected.by_stream(stream))
+    assert rt.stats()["summary"]["events_processed"] == len(EVENTS)
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["worker-processes", "inline"])
+def test_wait_idle_is_prompt_and_honours_its_timeout(inline: bool) -> None:
+    entered = threading.Event()
+    release = threading.Event()
+
+    def slow(_record: varpulis_mp.Record) -> None:
+        entered.set()
+        release.wait(10)
+
+    with Runtime(PROGRAM, inline=inline) as rt:
+        rt.subscribe("Hot", slow)
+        rt.post("Reading", {"sensor": "S1", "temp": 99.0}, ts=1)
+        assert entered.wait(30)
+        start = time.monotonic()
+        assert rt.wait_idle(timeout=0.3) is False  # the record is still being delivered
+        assert 0.25 < time.monotonic() - start < 5
+        release.set()
+        assert rt.wait_idle(timeout=10.0) is True
+
+
+def test_records_iterator_and_wall_clock_time() -> None:
+    with Runtime(PROGRAM, inline=True) as rt:
+        before = time.time_ns() // 1_000_000
+        it = rt.records("Hot", timeout=10)
+        rt.post("Reading", {"sensor": "S1", "temp": 90.0})
+        record = next(it)
+        assert record.stream == "Hot" and record.fields == {"sensor": "S1", "temp": 90.0}
+        assert before <= record.ts <= time.time_ns() // 1_000_000
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["worker-processes", "inline"])
+def test_posting_after_shutdown_raises_and_bad_events_name_themselves(inline: bool) -> None:
+    rt = Runtime(PROGRAM, inline=inline)
+    with pytest.raises(TypeError, match="event 1"):
+        rt.post("Reading", {"sensor": object()})
+    with pytest.raises(ValueError, match="is a stream"):
+        rt.post("Hot", {"x": 1})
+    rt.shutdown()
+    with pytest.raises(RuntimeError):
+        rt.post("Reading", {"sensor": "S1", "temp": 1.0})
+    assert not isinstance(RuntimeError(), RuntimeFailure)
+
+
+def test_a_callback_that_raises_is_counted_and_the_runtime_goes_on() -> None:
+    seen: list[varpulis_mp.Record] = []
+
+    def broken(_record: varpulis_mp.Record) -> None:
+        raise ZeroDivisionError("boom")
+
+    with Runtime(PROGRAM, inline=True) as rt:
+        rt.subscribe("Hot", broken)
+        rt.subscribe("Hot", seen.append)
+        rt.post_many(EVENTS[:10])
+        assert rt.wait_idle(10)
+    assert rt.stats()["callback_errors"] == len(seen) > 0

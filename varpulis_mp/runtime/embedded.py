@@ -1,0 +1,336 @@
+"""`varpulis_mp.Runtime`: the embeddable live runtime (RUN.md §3), `run` as a Python object.
+
+Owns `Runtime` and its two engines, which share one small protocol (`_Engine`):
+
+* `_InlineEngine` (`inline=True`): every context's engine in one runtime thread of this process,
+  fed by a `PostedEvents` queue; nothing is forked.
+* `_HostEngine` (the default): worker processes, started from a clean, exec'd runtime host
+  (runtime/host.py), never by forking this process, which may hold threads or a ZeroMQ context
+  (a notebook, a web server). Posted events and records travel over its pipes.
+
+Records reach subscribers' callbacks and open `records()` iterators from one runtime thread, each
+stream's in its own order; an exception in a callback is logged and counted, never stops the
+runtime. `wait_idle` waits on a condition variable for the commit of every posted event (no
+polling loop). Leaving the `with` block drains: every window flushes and every record is delivered.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from varpulis_mp.engine.output import Output
+from varpulis_mp.errors import RuntimeFailure
+from varpulis_mp.io.event_tuples import validated_events
+from varpulis_mp.io.ports import InEvent
+from varpulis_mp.io.posted import PostedEvents
+from varpulis_mp.lang.checked import CheckedProgram
+from varpulis_mp.runtime import host_pipe
+
+__all__ = ["Runtime"]
+
+RecordCallback = Callable[[Any], None]
+
+
+class _Engine(Protocol):
+    def post(self, events: list[InEvent]) -> None: ...
+
+    def wait_idle(self, timeout: float | None) -> bool: ...
+
+    def shutdown(self, timeout: float) -> dict[str, int]: ...
+
+
+class _Delivery:
+    """Hands records to callbacks and iterators, from the one thread that calls `deliver`."""
+
+    def __init__(self, make_record: Callable[[str, int, dict[str, Any]], Any], capacity: int) -> None:
+        self._make = make_record
+        self._capacity = capacity
+        self._callbacks: dict[str, list[RecordCallback]] = {}
+        self._iterators: dict[str, list[queue.Queue[Any]]] = {}
+        self._lock = threading.Lock()
+        self.records: Counter[str] = Counter()
+        self.callback_errors = 0
+
+    def subscribe(self, stream: str, callback: RecordCallback) -> None:
+        with self._lock:
+            self._callbacks.setdefault(stream, []).append(callback)
+
+    def open_iterator(self, stream: str) -> queue.Queue[Any]:
+        box: queue.Queue[Any] = queue.Queue(self._capacity)  # full: the runtime thread waits
+        with self._lock:
+            self._iterators.setdefault(stream, []).append(box)
+        return box
+
+    def close_iterator(self, stream: str, box: queue.Queue[Any]) -> None:
+        with self._lock:
+            self._iterators[stream].remove(box)
+
+    def deliver(self, rows: Iterable[tuple[str, int, dict[str, Any]]]) -> None:
+        for stream, ts, fields in rows:
+            self.records[stream] += 1
+            with self._lock:
+                callbacks = list(self._callbacks.get(stream, ()))
+                boxes = list(self._iterators.get(stream, ()))
+            if not callbacks and not boxes:
+                continue
+            record = self._make(stream, ts, fields)
+            for callback in callbacks:
+                try:
+                    callback(record)
+                except Exception:  # noqa: BLE001 - a subscriber's bug never stops the runtime
+                    self.callback_errors += 1
+                    print(f"error in a callback for stream '{stream}':\n{traceback.format_exc()}", file=sys.stderr)
+            for box in boxes:
+                box.put(record)
+
+    def end(self) -> None:
+        with self._lock:
+            for boxes in self._iterators.values():
+                for box in boxes:
+                    box.put(_END)
+
+
+_END = object()
+
+
+class _InlineEngine:
+    def __init__(self, checked: CheckedProgram, capacity: int, delivery: _Delivery) -> None:
+        from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
+        from varpulis_mp.runtime.rejections import RejectionLog
+
+        self._posted = PostedEvents(capacity)
+        self._delivery = delivery
+        self._feed = LiveFeed([FeedSource("post", "<post>", self._posted)], [s.name for s in checked.streams],
+                              RejectionLog())
+        self._checked = checked
+        self._summary: dict[str, int] | None = None
+        self.failure: str | None = None
+        self._thread = threading.Thread(target=self._run, name="varpulis-runtime", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from varpulis_mp.runtime.host import summary_dict
+        from varpulis_mp.runtime.live import run_live
+
+        def deliver(outputs: list[Output], flush: bool) -> None:
+            self._delivery.deliver((o.stream, o.ts, o.fields) for o in outputs if o.kind == "record")
+
+        try:
+            self._summary = summary_dict(run_live(self._checked, self._feed, deliver))
+        except Exception as exc:  # noqa: BLE001 - reported by the next call
+            self.failure = f"{type(exc).__name__}: {exc}"
+            self._posted.close()
+        finally:
+            self._delivery.end()
+
+    def post(self, events: list[InEvent]) -> None:
+        if not self._posted.put(events) and self.failure is not None:
+            raise RuntimeFailure(self.failure)
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        return self._posted.wait_idle(timeout)
+
+    def shutdown(self, timeout: float) -> dict[str, int]:
+        self._posted.end()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeFailure(f"the runtime did not drain within {timeout} s")
+        if self.failure is not None:
+            raise RuntimeFailure(self.failure)
+        assert self._summary is not None
+        return self._summary
+
+
+class _HostEngine:
+    def __init__(self, checked: CheckedProgram, capacity: int, delivery: _Delivery) -> None:
+        self._delivery = delivery
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        self._proc = subprocess.Popen([sys.executable, "-m", "varpulis_mp.runtime.host"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, env=env, start_new_session=True)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._in_fd = self._proc.stdin.fileno()
+        self._write_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._posted = 0
+        self._committed = 0
+        self._summary: dict[str, int] | None = None
+        self.failure: str | None = None
+        text = "\n".join(checked.program.lines) + "\n"
+        self._send([host_pipe.PROGRAM, checked.path, text, capacity])
+        self._reader = threading.Thread(target=self._read, name="varpulis-runtime", daemon=True)
+        self._reader.start()
+
+    def _send(self, frame: list[Any]) -> None:
+        try:
+            host_pipe.write_all(self._in_fd, host_pipe.frame_bytes(frame))
+        except (BrokenPipeError, OSError) as exc:
+            raise RuntimeFailure(self.failure or f"the runtime host is gone: {exc}") from None
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        reader = host_pipe.FrameReader(self._proc.stdout.fileno())
+        try:
+            while not reader.eof:
+                for frame in reader.read():
+                    kind = frame[0]
+                    if kind == host_pipe.RECORDS:
+                        self._delivery.deliver(frame[1])
+                    elif kind == host_pipe.COMMITTED:
+                        with self._cond:
+                            self._committed = frame[1]
+                            self._cond.notify_all()
+                    elif kind == host_pipe.SUMMARY:
+                        self._summary = frame[1]
+                    elif kind == host_pipe.FAILED:
+                        self.failure = frame[1]
+        finally:
+            if self._summary is None and self.failure is None:
+                self.failure = "the runtime host ended without a summary"
+            with self._cond:
+                self._cond.notify_all()
+            self._delivery.end()
+
+    def post(self, events: list[InEvent]) -> None:
+        if self.failure is not None:
+            raise RuntimeFailure(self.failure)
+        frame = [host_pipe.EVENTS, [[e.type, e.ts, e.fields] for e in events]]
+        with self._write_lock:  # one writer at a time: frames never interleave; a full pipe waits
+            self._send(frame)
+            with self._cond:
+                self._posted += len(events)
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        with self._cond:
+            target = self._posted
+            return self._cond.wait_for(lambda: self._committed >= target or self.failure is not None, timeout)
+
+    def shutdown(self, timeout: float) -> dict[str, int]:
+        with self._write_lock:
+            assert self._proc.stdin is not None
+            try:
+                self._proc.stdin.close()  # the end of the input: the host drains
+            except OSError:
+                pass
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+            raise RuntimeFailure(f"the runtime did not drain within {timeout} s") from None
+        self._reader.join(timeout)
+        if self.failure is not None:
+            raise RuntimeFailure(self.failure)
+        assert self._summary is not None
+        return self._summary
+
+
+class Runtime:
+    """The live runtime of one program; see the module docstring and docs/runtime.md."""
+
+    def __init__(self, program: Any, *, inline: bool = False, channel_capacity: int = 1000,
+                 drain_timeout: float = 30.0) -> None:
+        from varpulis_mp import Record, check
+
+        if channel_capacity < 1:
+            raise ValueError("channel_capacity must be at least 1")
+        checked = program if isinstance(program, CheckedProgram) else check(program)
+        self._streams = frozenset(s.name for s in checked.streams)
+        self._delivery = _Delivery(Record, channel_capacity)
+        self._drain_timeout = drain_timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        self._summary: dict[str, int] | None = None
+        self._posted = 0
+        engine: _Engine
+        if inline or not checked.contexts:
+            engine = _InlineEngine(checked, channel_capacity, self._delivery)
+        else:
+            engine = _HostEngine(checked, channel_capacity, self._delivery)
+        self._engine = engine
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def subscribe(self, stream: str, callback: RecordCallback) -> None:
+        """Call `callback(record)` for each record of `stream`, on a runtime thread, in the stream's order."""
+        self._known(stream)
+        self._delivery.subscribe(stream, callback)
+
+    def records(self, stream: str, timeout: float | None = None) -> Iterator[Any]:
+        """The records of `stream` from now on, until shutdown (or `timeout` s without one)."""
+        self._known(stream)
+        box = self._delivery.open_iterator(stream)
+        try:
+            while True:
+                try:
+                    item = box.get(timeout=timeout)
+                except queue.Empty:
+                    return
+                if item is _END:
+                    return
+                yield item
+        finally:
+            self._delivery.close_iterator(stream, box)
+
+    def post(self, event_type: str, fields: dict[str, Any], ts: int | None = None) -> None:
+        """Post one event; `ts` None: the wall-clock time of the post. Thread-safe."""
+        self.post_many([(event_type, ts, fields)])
+
+    def post_many(self, events: Iterable[tuple[str, int | None, dict[str, Any]]]) -> None:
+        """Post `(type, ts_ms or None, fields)` events in order. Thread-safe."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the runtime has been shut down")
+            start = self._posted
+        given = list(events)
+        # Checked as simulate() checks them (VPL.md §16), numbered from the first event ever posted;
+        # a missing time is the wall-clock time of the post, given by the feed.
+        timed = [(t, 0 if ts is None else ts, fields) for t, ts, fields in given]
+        checked = validated_events(timed, self._streams, first=start + 1)
+        batch = [InEvent(t, None if given[i][1] is None else ts, fields)
+                 for i, (t, ts, fields) in enumerate(checked)]
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the runtime has been shut down")
+            self._posted += len(batch)
+            self._engine.post(batch)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """True once every event posted so far is fully processed (records delivered); False at the timeout."""
+        return self._engine.wait_idle(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters so far: events posted, records delivered per stream, callback errors, and once
+        shut down the run's summary."""
+        return {
+            "events_posted": self._posted,
+            "records": dict(self._delivery.records),
+            "callback_errors": self._delivery.callback_errors,
+            "summary": dict(self._summary) if self._summary is not None else None,
+        }
+
+    def shutdown(self, drain: bool = True, timeout: float | None = None) -> dict[str, int]:
+        """Stop: the input ends, every window flushes, every record is delivered; the run's summary."""
+        with self._lock:
+            if self._closed:
+                if self._summary is None:
+                    raise RuntimeFailure("the runtime failed")
+                return self._summary
+            self._closed = True
+        self._summary = self._engine.shutdown(self._drain_timeout if timeout is None else timeout)
+        return self._summary
+
+    def _known(self, stream: str) -> None:
+        if stream not in self._streams:
+            raise KeyError(f"no stream named '{stream}' in the program")

@@ -1,0 +1,114 @@
+"""The runtime host: the clean process an embedding `Runtime` starts with worker processes.
+
+Owns the child's side of `Runtime` (RUN.md §3). The embedding process may have threads or a
+ZeroMQ context of its own, so it never forks its workers itself: it starts this module with
+`python -m varpulis_mp.runtime.host` (a fresh, exec'd interpreter), and this process runs the same
+supervisor and workers as `run`. Its standard input carries the program and then the posted
+events, its standard output the records and the commits (runtime/host_pipe.py); standard error
+is the embedding process's. The run ends when standard input closes (a drain: every window
+flushes) or on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from varpulis_mp.engine.output import Output, Summary
+from varpulis_mp.errors import ProgramError, RuntimeFailure
+from varpulis_mp.io.ports import InEvent
+from varpulis_mp.io.posted import PostedEvents
+from varpulis_mp.lang.frontend import load_program
+from varpulis_mp.runtime import host_pipe
+from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
+from varpulis_mp.runtime.rejections import RejectionLog
+
+__all__ = ["main", "summary_dict"]
+
+
+class _PipeRecords:
+    """The Sink partition writing records to the embedding process (io/ports.py)."""
+
+    def __init__(self, write: Callable[[list[Any]], None]) -> None:
+        self._write = write
+
+    def write_batch(self, records: Sequence[Output], flush: bool) -> None:
+        rows = [[o.stream, o.ts, o.fields] for o in records if o.kind == "record"]
+        if rows:
+            self._write([host_pipe.RECORDS, rows])
+
+    def close(self) -> None:
+        pass
+
+
+def summary_dict(summary: Summary) -> dict[str, int]:
+    c = summary.counters
+    return {
+        "events_processed": summary.events_processed,
+        "unread_events": summary.unread_events,
+        "rejected_events": summary.rejected_events,
+        "contexts_used": summary.contexts_used,
+        "cross_context_events": summary.cross_context_events,
+        "sessions_closed": c.sessions_closed,
+        "late_events": c.late_events,
+        "expression_errors": c.expression_errors,
+    }
+
+
+def main() -> int:
+    lock = threading.Lock()
+    out_fd = sys.stdout.fileno()
+
+    def write(frame: list[Any]) -> None:
+        data = host_pipe.frame_bytes(frame)
+        with lock:
+            host_pipe.write_all(out_fd, data)
+
+    reader = host_pipe.FrameReader(sys.stdin.fileno())
+    frames: list[list[Any]] = []
+    while not frames and not reader.eof:
+        frames = reader.read()
+    if not frames or frames[0][0] != host_pipe.PROGRAM:
+        return 2
+    _, path, text, capacity = frames[0]
+    try:
+        checked = load_program(text.encode("utf-8"), path)
+    except ProgramError as exc:
+        write([host_pipe.FAILED, str(exc)])
+        return 2
+    posted = PostedEvents(capacity, on_commit=lambda n: write([host_pipe.COMMITTED, n]))
+    pump = threading.Thread(target=_pump, args=(reader, frames[1:], posted), name="varpulis-host-input",
+                            daemon=True)
+    pump.start()
+    feed = LiveFeed([FeedSource("post", "<post>", posted)], [s.name for s in checked.streams], RejectionLog())
+    sink = _PipeRecords(write)
+    from varpulis_mp.runtime.supervisor import LiveInput, run_processes
+
+    try:
+        summary = run_processes(checked, sys.stdin.buffer, "<post>", lambda outputs: None,
+                                channel_capacity=capacity, pin=True, live=LiveInput(feed, sink.write_batch))
+    except RuntimeFailure as exc:
+        write([host_pipe.FAILED, str(exc)])
+        return 1
+    write([host_pipe.SUMMARY, summary_dict(summary)])
+    return 0
+
+
+def _pump(reader: host_pipe.FrameReader, first: list[list[Any]], posted: PostedEvents) -> None:
+    """Posted events from the pipe into the feed's queue (waiting for room: backpressure)."""
+    frames = first
+    while True:
+        for frame in frames:
+            if frame[0] == host_pipe.EVENTS:
+                posted.put([InEvent(t, ts, fields) for t, ts, fields in frame[1]])
+        if reader.eof:
+            break
+        frames = reader.read()
+    posted.end()
+
+
+if __name__ == "__main__":
+    os._exit(main())  # no interpreter teardown racing the daemon threads
