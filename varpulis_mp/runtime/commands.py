@@ -24,7 +24,7 @@ from varpulis_mp.errors import (
     count_line,
 )
 from varpulis_mp.io import readers
-from varpulis_mp.io.sinks import HumanSink, HumanView, JsonlSink, format_summary
+from varpulis_mp.io.sinks import RUN_TITLES, HumanSink, HumanView, JsonlSink, format_summary
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import heap, replay
@@ -384,7 +384,7 @@ def run(options: RunOptions) -> int:
     human: HumanSink | None = None
     jsonl: JsonlSink | None = None
     if options.output == "human":
-        human = HumanSink(out, _human_view(checked), verbose=False, immediate=False)
+        human = HumanSink(out, _human_view(checked), verbose=False, immediate=False, titles=RUN_TITLES)
         human.header(len(checked.streams), len(checked.contexts))
     else:
         jsonl = JsonlSink(out)
@@ -422,7 +422,7 @@ def run(options: RunOptions) -> int:
         human.close()
     else:
         _close_sinks(human, jsonl)
-        sys.stderr.write(format_summary(summary))
+        sys.stderr.write(format_summary(summary, RUN_TITLES.complete))
     return EXIT_OK
 
 
