@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(BIN)/varpulis-mp simulate -p examples/pipeline_three_stages.vpl -e examples/pipeline_three_stages.evt --immediate --verbose
+	@echo
+	@echo "varpulis-mp is installed in $(VENV); to run it as README.md shows, first: . $(VENV)/bin/activate"
 
 test: install
 	$(BIN)/python -m pytest -q
