@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED := ../shared
+# -W: setuptools tells of every editable install ("Editable installation. Please be careful with
+# folders ..."), which pip shows even with --quiet; warnings that ask for a change still show.
+PIP_INSTALL := $(BIN)/python -W "ignore:Editable installation" -m pip install --quiet
 
 .PHONY: install demo test lint bench clean conformance
 
@@ -12,11 +15,13 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP_INSTALL) -e '.[test]'
 	touch $(STAMP)
 
 demo: install
 	$(BIN)/varpulis-mp simulate -p examples/pipeline_three_stages.vpl -e examples/pipeline_three_stages.evt --immediate --verbose
+	@echo
+	@echo "varpulis-mp is installed in $(VENV); to run it as README.md shows, first: . $(VENV)/bin/activate"
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -30,7 +35,7 @@ conformance: install
 	$(PYTHON) $(SHARED)/conformance/check.py $(SHARED)/conformance -- $(BIN)/varpulis-mp
 
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(PIP_INSTALL) -e '.[bench]'
 	$(BIN)/python bench/run.py
 
 clean:

@@ -26,8 +26,8 @@ def varpulis_command() -> list[str]:
     return [sys.executable, "-c", "from varpulis_mp.cli import main; main()"]
 
 
-def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 60.0, cwd: Path | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 60.0, cwd: Path | None = None,
+            columns: int = 200) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [*varpulis_command(), *args],
         input=stdin.decode() if stdin is not None else None,
@@ -35,7 +35,7 @@ def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 60.0, cwd: 
         text=True,
         timeout=timeout,
         cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": str(columns)},
     )
     return proc
 

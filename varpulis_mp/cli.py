@@ -11,9 +11,10 @@ import sys
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from varpulis_mp.runtime import commands
 
@@ -21,8 +22,27 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Markdown: a docstring's paragraphs are reflowed to the terminal's width, so a line break in
+    # the source never shows as a break in the middle of a sentence.
+    rich_markup_mode="markdown",
     help="Run VPL stream-processing programs across many cores: one worker process per context.",
 )
+
+
+class _Command(TyperCommand):
+    """A command whose usage line writes a required argument as `PROGRAM`, the common form,
+    where typer writes `{PROGRAM}`; an optional one stays `[PROGRAM]`."""
+
+    # Any: the Context is click's, which newer typer releases vendor as a private module.
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
+
+
+# The name the usage line, the help and the error messages give the program argument.
+PROGRAM = "PROGRAM"
+# An event file is a path, or `-`; it stays a str so that diagnostics show it as it was given.
+EVENTS_METAVAR = "<path>"
 
 
 def _show_version(value: bool) -> None:
@@ -56,6 +76,7 @@ class RunOutputFormat(str, Enum):
     none = "none"
 
 
+OUTPUT_HELP = "human: lines to read; jsonl: one JSON record per line (the summary on standard error)."
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks of internal errors.")]
 
 
@@ -84,12 +105,15 @@ def _silence_stdout() -> None:
         pass
 
 
-@app.command()
+@app.command(cls=_Command)
 def check(
-    program: Annotated[Path, typer.Argument(help="The .vpl program to check.", show_default=False)],
+    program: Annotated[
+        Path, typer.Argument(metavar=PROGRAM, help="The .vpl program to check.", show_default=False)
+    ],
     events: Annotated[
         Optional[str],  # noqa: UP007 - typer needs Optional at runtime
-        typer.Option("-e", "--events", help="Also validate this event file ('-' for stdin) without running."),
+        typer.Option("-e", "--events", metavar=EVENTS_METAVAR,
+                     help="Also validate this event file ('-' for stdin) without running."),
     ] = None,
     debug: DebugOption = False,
 ) -> None:
@@ -97,21 +121,32 @@ def check(
     _guarded(debug, lambda: commands.check(str(program), events))
 
 
-@app.command()
+@app.command(cls=_Command)
 def simulate(
     program: Annotated[Path, typer.Option("-p", "--program", help="The .vpl program.", show_default=False)],
-    events: Annotated[str, typer.Option("-e", "--events", help="Event file, or '-' for stdin.", show_default=False)],
-    immediate: Annotated[bool, typer.Option("--immediate", help="Process events as fast as possible.")] = False,
+    events: Annotated[
+        str,
+        typer.Option("-e", "--events", metavar=EVENTS_METAVAR, help="The event file, or '-' for stdin.",
+                     show_default=False),
+    ],
+    immediate: Annotated[
+        bool, typer.Option("--immediate", help="Process events as fast as possible, not in real time.")
+    ] = False,
     speed: Annotated[float, typer.Option("--speed", help="Replay speed factor (10 = ten times faster).")] = 1.0,
     inline: Annotated[bool, typer.Option("--inline", help="Run every context in this one process.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", help="Show every input event.")] = False,
-    output: Annotated[OutputFormat, typer.Option("--output", help="Output format.")] = OutputFormat.human,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Also show every input event (human output).")] = False,
+    output: Annotated[OutputFormat, typer.Option("--output", help=OUTPUT_HELP)] = OutputFormat.human,
     channel_capacity: Annotated[
-        int, typer.Option("--channel-capacity", min=1, help="Events in flight per channel between processes.")
+        int, typer.Option("--channel-capacity", min=1, help="Events in flight per channel between worker processes.")
     ] = 1000,
     debug: DebugOption = False,
 ) -> None:
-    """Run a program over an event file and print its output records."""
+    """Run a program over an event file and print its output records.
+
+    The events are replayed in real time by their `@ms` offsets (faster with --speed), or as fast as
+    possible with --immediate. A program with contexts runs one worker process per context (unless
+    --inline).
+    """
     if not speed > 0 or speed != speed or speed == float("inf"):
         print(f"error: --speed must be a positive number, got {speed}", file=sys.stderr)
         raise typer.Exit(2)
@@ -128,15 +163,15 @@ def simulate(
     _guarded(debug, lambda: commands.simulate(options))
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     program: Annotated[
         Optional[Path],  # noqa: UP007
-        typer.Argument(help="The .vpl program.", show_default=False),
+        typer.Argument(metavar=PROGRAM, help="The .vpl program.", show_default=False),
     ] = None,
     file: Annotated[
         Optional[Path],  # noqa: UP007
-        typer.Option("--file", "-f", help="The .vpl program (same as the argument).", show_default=False),
+        typer.Option("--file", "-f", help="The .vpl program, instead of the argument.", show_default=False),
     ] = None,
     input_path: Annotated[
         Optional[str],  # noqa: UP007
@@ -145,18 +180,19 @@ def run(
                           "(the default when the program reads an event type).", show_default=False),
     ] = None,
     output: Annotated[
-        RunOutputFormat, typer.Option("--output", help="Records on standard output: jsonl, human or none.")
+        RunOutputFormat, typer.Option("--output", help=OUTPUT_HELP + " none: no records (under systemd).")
     ] = RunOutputFormat.jsonl,
     inline: Annotated[bool, typer.Option("--inline", help="Run every context in this one process.")] = False,
     channel_capacity: Annotated[
-        int, typer.Option("--channel-capacity", min=1, help="Events in flight per channel between processes.")
+        int, typer.Option("--channel-capacity", min=1, help="Events in flight per channel between worker processes.")
     ] = 1000,
     debug: DebugOption = False,
 ) -> None:
     """Run a program on live `.evt` lines from standard input until the input ends or SIGTERM/SIGINT.
 
     A program with contexts runs one worker process per context (unless --inline); a bad line is
-    reported, counted and skipped.
+    reported, counted and skipped. Records go to standard output as they are made; the summary
+    comes at the end.
     """
     chosen = program or file
     if chosen is None or (program is not None and file is not None):
@@ -167,9 +203,9 @@ def run(
     _guarded(debug, lambda: commands.run(options))
 
 
-@app.command()
+@app.command(cls=_Command)
 def plan(
-    program: Annotated[Path, typer.Argument(help="The .vpl program.", show_default=False)],
+    program: Annotated[Path, typer.Argument(metavar=PROGRAM, help="The .vpl program.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     as_dot: Annotated[bool, typer.Option("--dot", help="Print the plan as a Graphviz DOT graph.")] = False,
     debug: DebugOption = False,

@@ -84,3 +84,13 @@ def test_bad_program_gets_diagnostics_and_exit_2(tmp_path: Path) -> None:
 def test_json_and_dot_together_is_a_usage_error() -> None:
     proc = run_cli("plan", str(PIPELINE), "--json", "--dot")
     assert proc.returncode == 2
+
+
+def test_dot_label_breaks_the_line_before_the_cores(tmp_path: Path) -> None:
+    program = tmp_path / "pinned.vpl"
+    program.write_text("context ingest (cores: [1])\nstream A = R.context(ingest).where(x > 1)\n")
+    proc = run_cli("plan", str(program), "--dot")
+    assert proc.returncode == 0, proc.stderr
+    # `\n` is DOT's line break inside a quoted label; `\\n` would draw a backslash and an n.
+    assert 'label="process 1: context ingest\\ncores 1";' in proc.stdout
+    assert "\\\\n" not in proc.stdout

@@ -73,7 +73,7 @@ def test_records_on_stdout_bad_lines_counted(tmp_path: Path) -> None:
     assert "<stdin>:2:17: error: duplicate field 'v'" in proc.stderr
     assert "<stdin>:4:4: error:" in proc.stderr
     assert proc.stderr.endswith(
-        "\nSimulation Complete\n======================\nEvents processed: 3\nUnread events:    1\n"
+        "\nRun Complete\n======================\nEvents processed: 3\nUnread events:    1\n"
         "Rejected events:  2\nContexts used:    0\n"
     )
 
@@ -185,14 +185,14 @@ def test_human_output(tmp_path: Path) -> None:
     assert proc.stdout == """\
 Program loaded: 2 streams, 0 contexts
 
-Starting simulation...
+Starting run...
 
   => Echo: { v: 1 }
   => Echo: { v: 2 }
 
   [window] Totals: { n: 2, total: 3 }
 
-Simulation Complete
+Run Complete
 ======================
 Events processed: 2
 Contexts used:    0

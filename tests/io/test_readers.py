@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CONFORMANCE, ROOT, needs_shared
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io import readers
 from varpulis_mp.io.evt_fast import compile_shape, fast_kinds, shape_set
@@ -23,7 +24,8 @@ from varpulis_mp.io.readers import (
     read_events,
 )
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
+# Copies of the few conformance files these tests read, so that they run without ../shared.
+COPIED = Path(__file__).resolve().parent / "data" / "conformance"
 
 
 def events(data: bytes | str, streams: tuple[str, ...] = (), default_time: int | None = None) -> list[Event]:
@@ -62,8 +64,16 @@ def canon(e: Event) -> tuple[str, int, str, int]:
 # The conformance event file
 
 
+@needs_shared
+def test_copied_conformance_files_are_the_shared_ones() -> None:
+    copies = sorted(p for p in COPIED.rglob("*") if p.is_file())
+    assert len(copies) == 4
+    for copy in copies:
+        assert copy.read_bytes() == (CONFORMANCE / copy.relative_to(COPIED)).read_bytes(), copy
+
+
 def test_evt_format_conformance_file_gives_the_expected_readings() -> None:
-    case = CONFORMANCE / "evt_format"
+    case = COPIED / "evt_format"
     got = [e for e in read_events(case / "events.evt", "events.evt") if e.type == "Reading"]
     expected = [json.loads(line) for line in (case / "expected.jsonl").read_text().splitlines()]
     assert [(e.ts, json.dumps(e.fields)) for e in got] == [(x["ts"], json.dumps(x["fields"])) for x in expected]
@@ -77,7 +87,7 @@ def test_evt_format_conformance_file_gives_the_expected_readings() -> None:
     ("evt_trailing_text", (2, 53), "unexpected text after '}'"),
 ])
 def test_conformance_error_cases(case: str, where: tuple[int, int], message: str) -> None:
-    path = CONFORMANCE / "errors" / case / "events.evt"
+    path = COPIED / "errors" / case / "events.evt"
     seen: list[Event] = []
     with pytest.raises(EventFileError) as info:
         seen.extend(read_events(path, "events.evt"))
@@ -538,15 +548,22 @@ def test_fast_path_equals_precise_parser(line: str) -> None:
     assert canon(fast) == canon(precise)
 
 
-CONFORMANCE_EVENT_FILES = sorted(CONFORMANCE.glob("*/events.evt"))
+PROJECT_EVENT_FILES = [*sorted((ROOT / "examples").glob("*.evt")), COPIED / "evt_format" / "events.evt"]
+CONFORMANCE_EVENT_FILES = sorted(CONFORMANCE.glob("*/events.evt"))  # none without ../shared
 
 
+def test_project_event_files_exist() -> None:
+    assert len(PROJECT_EVENT_FILES) >= 8 and all(p.is_file() for p in PROJECT_EVENT_FILES)
+
+
+@needs_shared
 def test_conformance_event_files_exist() -> None:
     assert len(CONFORMANCE_EVENT_FILES) >= 10
 
 
-@pytest.mark.parametrize("path", CONFORMANCE_EVENT_FILES, ids=lambda p: p.parent.name)
-def test_fast_path_on_the_conformance_files(path: Path) -> None:
+@pytest.mark.parametrize("path", PROJECT_EVENT_FILES + CONFORMANCE_EVENT_FILES,
+                         ids=lambda p: str(p.relative_to(ROOT if p.is_relative_to(ROOT) else ROOT.parent)))
+def test_fast_path_on_event_files(path: Path) -> None:
     # The whole reader (fast path where it applies) against the precise parser alone, line by line.
     precise = EventParser("events.evt")
     expected = []
@@ -565,7 +582,7 @@ def test_fast_path_on_the_conformance_files(path: Path) -> None:
 
 
 def test_fast_path_is_taken_on_the_conformance_format_file() -> None:
-    path = CONFORMANCE / "evt_format" / "events.evt"
+    path = COPIED / "evt_format" / "events.evt"
     taken = sum(1 for _, line in iter_lines(path, "events.evt") if _fast(line) is not None)
     assert taken >= 8
 

@@ -11,6 +11,7 @@ import pytest
 
 from varpulis_mp.engine.output import NO_KEY, Counters, Output, OutputKind, Summary
 from varpulis_mp.io.sinks import (
+    RUN_TITLES,
     HumanSink,
     HumanView,
     JsonlSink,
@@ -457,6 +458,19 @@ def test_summary_rows_shown_only_when_due() -> None:
         "Late events:      6",
         "Expression errors: 7",
     ]
+
+
+def test_titles_name_the_command_in_the_banner_and_the_summary() -> None:
+    stream = io.StringIO()
+    sink = HumanSink(stream, HumanView({}, set()), verbose=False, immediate=False, titles=RUN_TITLES)
+    sink.header(1, 0)
+    sink.summary(Summary(events_processed=1), stream)
+    sink.close()
+    assert stream.getvalue() == (
+        "Program loaded: 1 streams, 0 contexts\n\nStarting run...\n\n"
+        "Run Complete\n======================\nEvents processed: 1\nContexts used:    0\n"
+    )
+    assert format_summary(Summary(), RUN_TITLES.complete).startswith("\nRun Complete\n" + "=" * 22 + "\n")
 
 
 def test_summary_to_another_stream() -> None:

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import conformance_cases, needs_shared
 from varpulis_mp.errors import ProgramError
 from varpulis_mp.lang.frontend import load_program
-
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
 
 # The warnings each accepted program gets (VPL.md §15 for the parallelism example, §9.3 for the
 # implicit edges); every other conformance program is clean.
@@ -26,18 +25,9 @@ EXPECTED_WARNINGS = {
 }
 
 
-def _cases(errors: bool) -> list[Path]:
-    if not CONFORMANCE.is_dir():
-        return []
-    root = CONFORMANCE / "errors" if errors else CONFORMANCE
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name != "errors")
-
-
-needs_shared = pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="shared conformance suite not found")
-
 
 @needs_shared
-@pytest.mark.parametrize("case", _cases(errors=False), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", conformance_cases("records"), ids=lambda p: p.name)
 def test_conformance_program_loads_with_expected_warnings(case: Path) -> None:
     checked = load_program((case / "program.vpl").read_bytes(), "program.vpl")
     got = [f"{w.pos.line}:{w.pos.col}: {w.message}" for w in checked.warnings]
@@ -50,7 +40,7 @@ def test_conformance_program_loads_with_expected_warnings(case: Path) -> None:
 
 @needs_shared
 @pytest.mark.parametrize(
-    "case", [c for c in _cases(errors=True) if not (c / "events.evt").exists()], ids=lambda p: p.name
+    "case", [c for c in conformance_cases("errors") if not (c / "events.evt").exists()], ids=lambda p: p.name
 )
 def test_conformance_error_program_is_rejected_where_expected(case: Path) -> None:
     where, phrase = (case / "expected_error.txt").read_text().splitlines()[:2]

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CONFORMANCE, needs_shared
 from varpulis_mp.errors import ProgramError, SourcePos
 from varpulis_mp.lang import ast
 from varpulis_mp.lang.parser import parse_program
 
 P = SourcePos
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 
 
 def parse(src: str) -> tuple[ast.Declaration, ...]:
@@ -54,7 +54,7 @@ def _programs() -> list[Path]:
     return sorted(CONFORMANCE.glob("*/program.vpl"))
 
 
-@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="shared conformance suite not found")
+@needs_shared
 @pytest.mark.parametrize("path", _programs(), ids=lambda p: p.parent.name)
 def test_conformance_programs_parse(path: Path) -> None:
     prog = parse_program(path.read_bytes(), "program.vpl")
@@ -62,7 +62,7 @@ def test_conformance_programs_parse(path: Path) -> None:
     assert prog.lines[0] == path.read_text().split("\n")[0].rstrip("\r")
 
 
-@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="shared conformance suite not found")
+@needs_shared
 def test_conformance_error_programs() -> None:
     seq = CONFORMANCE / "errors" / "not_supported_sequence" / "program.vpl"
     with pytest.raises(ProgramError) as info:

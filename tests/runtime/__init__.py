@@ -19,9 +19,6 @@ from varpulis_mp.runtime.local import run_local
 from varpulis_mp.runtime.rundir import RunDir, base_dir
 from varpulis_mp.runtime.supervisor import run_processes
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-CONFORMANCE = SHARED / "conformance"
-
 
 def load(source: str, path: str = "p.vpl") -> CheckedProgram:
     return load_program(source, path)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CONFORMANCE, conformance_cases, needs_shared
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.runtime import affinity
 from varpulis_mp.runtime.supervisor import run_processes
 
 from . import (
     BIG_PROGRAM,
-    CONFORMANCE,
     generate_events,
     load,
     run_local_file,
@@ -25,11 +25,10 @@ from . import (
     worker_pids_by_context,
 )
 
-CASES = sorted(p.name for p in CONFORMANCE.iterdir() if (p / "expected.jsonl").exists()) \
-    if CONFORMANCE.is_dir() else []
+CASES = [p.name for p in conformance_cases("records") if (p / "expected.jsonl").exists()]
 
 
-@pytest.mark.skipif(not CASES, reason=f"shared conformance suite not found at {CONFORMANCE}")
+@needs_shared
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("case", CASES)
 def test_conformance_case_matches_run_local(case: str) -> None:

@@ -1,5 +1,5 @@
-"""The human output of `simulate` (OUTPUT.md §2): header, input-event lines, window lines, `=>`
-lines, alert blocks and the summary, plus the display rule for values.
+"""The human output of `simulate` and `run` (OUTPUT.md §2): header, input-event lines, window
+lines, `=>` lines, alert blocks and the summary, plus the display rule for values.
 
 The sink receives what the engine produced, already in canonical order (VPL.md §10.3), one origin
 after another, and decides only how it looks. Blank lines are never doubled: each rule that asks
@@ -17,7 +17,16 @@ from typing import Final, TextIO
 from varpulis_mp.engine.output import NO_KEY, Output, Summary
 from varpulis_mp.lang.values import format_float
 
-__all__ = ["HumanSink", "HumanView", "format_record", "format_summary", "format_value"]
+__all__ = [
+    "RUN_TITLES",
+    "SIMULATION_TITLES",
+    "HumanSink",
+    "HumanView",
+    "Titles",
+    "format_record",
+    "format_summary",
+    "format_value",
+]
 
 _TENTH: Final = Decimal("0.1")
 _LINES_PER_WRITE: Final = 1024  # with --immediate nobody watches the clock: write in chunks
@@ -70,6 +79,19 @@ def format_record(fields: Mapping[str, object]) -> str:
     return "{ " + ", ".join(f"{name}: {format_value(v)}" for name, v in fields.items()) + " }"
 
 
+@dataclass(frozen=True)
+class Titles:
+    """The words that name the command in its human output: the banner after the header line and
+    the title of the summary (OUTPUT.md §2.4)."""
+
+    start: str
+    complete: str
+
+
+SIMULATION_TITLES: Final = Titles("Starting simulation...", "Simulation Complete")
+RUN_TITLES: Final = Titles("Starting run...", "Run Complete")
+
+
 # Summary rows in print order: (label, always printed).
 _SUMMARY_ROWS: Final = (
     ("Events processed", True),
@@ -83,7 +105,7 @@ _SUMMARY_ROWS: Final = (
 )
 
 
-def format_summary(summary: Summary) -> str:
+def format_summary(summary: Summary, title: str = SIMULATION_TITLES.complete) -> str:
     """The summary block of OUTPUT.md §2.4, from its leading blank line to its last LF."""
     c = summary.counters
     values = (
@@ -96,7 +118,7 @@ def format_summary(summary: Summary) -> str:
         c.late_events,
         c.expression_errors,
     )
-    lines = ["", "Simulation Complete", "=" * 22]
+    lines = ["", title, "=" * 22]  # 22 under every title: OUTPUT.md §2.4 fixes the width
     for (label, always), value in zip(_SUMMARY_ROWS, values, strict=True):
         if always or value != 0:
             lines.append(f"{label + ':':<17} {value}")
@@ -151,9 +173,11 @@ class HumanSink:
     as replay runs in real time.
     """
 
-    def __init__(self, stream: TextIO, view: HumanView, verbose: bool, immediate: bool) -> None:
+    def __init__(self, stream: TextIO, view: HumanView, verbose: bool, immediate: bool,
+                 titles: Titles = SIMULATION_TITLES) -> None:
         self._stream = stream
         self._view = view
+        self._titles = titles
         self._verbose = verbose
         self._immediate = immediate
         self._lines: list[str] = []  # rendered, not yet written
@@ -165,7 +189,7 @@ class HumanSink:
 
     def header(self, n_streams: int, n_contexts: int) -> None:
         self._lines += [f"Program loaded: {n_streams} streams, {n_contexts} contexts", "",
-                        "Starting simulation...", ""]
+                        self._titles.start, ""]
         self._last_blank = True
         self._in_block = False
         self._write(force=True)
@@ -214,10 +238,11 @@ class HumanSink:
         """The Sink face (io/ports.py): `flush` marks the outputs of the end-of-input flush."""
         self.write_outputs(records, flush=flush and bool(records))
 
-    def summary(self, summary: Summary, stream: TextIO) -> None:
-        """Write the summary block to `stream` (this sink's stream, or standard error)."""
+    def summary(self, summary: Summary, stream: TextIO, title: str | None = None) -> None:
+        """Write the summary block to `stream` (this sink's stream, or standard error), under
+        `title` (by default the titles' `complete`)."""
         self._release_events(None)
-        text = format_summary(summary)
+        text = format_summary(summary, title or self._titles.complete)
         if stream is self._stream:
             if self._last_blank:
                 text = text[1:]  # the blank line it opens with is already there

@@ -132,7 +132,8 @@ def render_text(checked: CheckedProgram, plan: Plan, available: list[int]) -> st
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT quoted string; a line break in `text` becomes DOT's own `\\n` line break."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def render_dot(checked: CheckedProgram, plan: Plan) -> str:
@@ -153,7 +154,7 @@ def render_dot(checked: CheckedProgram, plan: Plan) -> str:
         cores = next((c.cores for c in plan.contexts if c.name == ctx_name), None)
         process = next((i + 1 for i, c in enumerate(plan.contexts) if c.name == ctx_name), None)
         where = f"process {process}: " if process is not None and checked.contexts else ""
-        label = f"{where}context {ctx_name}" + (f"\\ncores {','.join(map(str, cores))}" if cores else "")
+        label = f"{where}context {ctx_name}" + (f"\ncores {','.join(map(str, cores))}" if cores else "")
         out.append(f"  subgraph cluster_{index} {{")
         out.append(f"    label={_quote(label)}; style=rounded; color=gray40;")
         for name in names:

@@ -26,7 +26,7 @@ from varpulis_mp.errors import (
 from varpulis_mp.io import readers
 from varpulis_mp.io.line_source import LineSource
 from varpulis_mp.io.ports import SinkPartition
-from varpulis_mp.io.sinks import HumanSink, HumanView, JsonlSink, format_summary
+from varpulis_mp.io.sinks import RUN_TITLES, HumanSink, HumanView, JsonlSink, format_summary
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import heap, replay
@@ -316,13 +316,15 @@ def _simulate(
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     _stop_bar(bar)
+    # A signal is not the end of the file: say so (VPL.md §12 as amended: exit 128 + the signal).
+    title = None if summary.interrupted_by is None else f"Interrupted after {summary.events_processed} events"
     if human is not None:
-        human.summary(summary, out)
+        human.summary(summary, out, title)
         human.close()
     else:
         assert jsonl is not None
         jsonl.close()
-        sys.stderr.write(format_summary(summary))
+        sys.stderr.write(format_summary(summary, title) if title else format_summary(summary))
     out.flush()
     return exit_status(summary)
 
@@ -405,7 +407,7 @@ def run(options: RunOptions) -> int:
     human: HumanSink | None = None
     stdout: SinkPartition
     if options.output == "human":
-        human = HumanSink(out, _human_view(checked), verbose=False, immediate=False)
+        human = HumanSink(out, _human_view(checked), verbose=False, immediate=False, titles=RUN_TITLES)
         human.header(len(checked.streams), len(checked.contexts))
         stdout = human
     elif options.output == "none":
@@ -432,7 +434,7 @@ def run(options: RunOptions) -> int:
         human.close()
     else:
         sys.stdout.flush()
-        sys.stderr.write(format_summary(summary))
+        sys.stderr.write(format_summary(summary, RUN_TITLES.complete))
     return EXIT_OK
 
 
