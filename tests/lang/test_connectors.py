@@ -266,6 +266,16 @@ def test_password_and_password_env_exclude_each_other() -> None:
     ]
 
 
+def test_diagnostics_never_quote_a_password() -> None:
+    found = diagnostics('connector B = mqtt(host: "h", password: "pa\\"ss", port: "x")')
+    # stars in place of the text between the quotes: the columns of the line stay where they were
+    assert [d.source_line for d in found] == ['connector B = mqtt(host: "h", password: "******", port: "x")'] * 2
+    stop = only('connector B = mqtt(password: "hunter2" host: "h")')
+    assert (stop.message, stop.source_line) == (
+        "expected ')' or ',', found 'host'", 'connector B = mqtt(password: "*******" host: "h")')
+    assert parse_program('stream S = T.emit(password: "x")', "p.vpl").lines == ('stream S = T.emit(password: "*")',)
+
+
 def test_password_env_gets_no_warning() -> None:
     program = check('connector B = mqtt(host: "h", username: "u", password_env: "BROKER_PASSWORD")')
     assert program.warnings == ()

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from varpulis_mp.errors import Diagnostic, ProgramError
 from varpulis_mp.lang import ast
-from varpulis_mp.lang.connector_kinds import KIND_NAMES, KINDS
+from varpulis_mp.lang.connector_kinds import KIND_NAMES, KINDS, SECRET_PARAMS
 from varpulis_mp.lang.functions import UNSUPPORTED_AGGREGATES
 from varpulis_mp.lang.lexer import SourceError, Tok, decode_source, source_lines, tokenize
 from varpulis_mp.lang.limits import DepthError, DepthTracker
@@ -363,6 +363,24 @@ class _Parser(_Diagnoser):
         return out
 
 
+def hide_secrets(toks: list[Tok], lines: tuple[str, ...]) -> tuple[str, ...]:
+    """The lines diagnostics quote, with the text of every `password: "..."` replaced by `*`s.
+
+    Every diagnostic quotes its source line, and `check`'s output may end up in a journal: a secret
+    must never be printed (RUN.md §2). The stars keep the columns, so carets stay in place.
+    """
+    masked: dict[int, str] = {}
+    for i in range(len(toks) - 2):
+        tok, colon, value = toks[i], toks[i + 1], toks[i + 2]
+        if tok.type == "NAME" and tok.text in SECRET_PARAMS and colon.type == "COLON" and value.type == "STRING":
+            line = masked.get(value.line, lines[value.line - 1])
+            start, end = value.col, value.col + value.width - 2  # between the quotes
+            masked[value.line] = line[:start] + "*" * (end - start) + line[end:]
+    if not masked:
+        return lines
+    return tuple(masked.get(n, line) for n, line in enumerate(lines, start=1))
+
+
 def _after_source_name(toks: list[Tok], dot: int) -> bool:
     """Whether the DOT at `dot` directly follows a stream's source name (`stream S = T .`)."""
     return (dot >= 4 and toks[dot - 1].type == "NAME" and toks[dot - 2].type == "EQUAL"
@@ -381,6 +399,7 @@ def parse_program(data: bytes | str, path: str) -> ast.Program:
         raise _fail(exc.diagnostic) from None
     lines = source_lines(text)
     toks = tokenize(text, path, lines)
+    lines = hide_secrets(toks, lines)
     parser = _Parser(toks, path, lines)
     try:
         decls = parser.run()
