@@ -14,8 +14,8 @@ from typing import Literal
 
 ParamType = Literal["Int", "String", "Bool", "Duration"]
 
-# A rule a value of the right type must also pass: None when it does, else (message, hint).
-Rule = Callable[[object], "tuple[str, str | None] | None"]
+Problem = tuple[str, str | None] | None  # None, or what is wrong: (message, hint)
+Rule = Callable[[object], Problem]  # what a value of the right type must also pass
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,15 @@ class StreamOutputTopic:
     """Default of the mqtt `.to` topic: `"<stream name>-output"` (Varpulis' default)."""
 
 
-Default = object  # a plain value, None (no default), FromConnector or StreamOutputTopic
-
-
 @dataclass(frozen=True)
 class ParamSpec:
+    """One parameter. `default` is a plain value, None (none: the parameter is then None unless
+    given), or a `FromConnector` / `StreamOutputTopic` resolved where the parameter is used."""
+
     name: str
     type: ParamType
     required: bool = False
-    default: Default = None
+    default: object = None
     rule: Rule | None = None
 
 
@@ -57,24 +57,24 @@ class KindSpec:
 
 
 def _not_empty(name: str) -> Rule:
-    def rule(value: object) -> tuple[str, str | None] | None:
+    def rule(value: object) -> Problem:
         return (f"{name} must not be empty", None) if value == "" else None
 
     return rule
 
 
-def _qos(value: object) -> tuple[str, str | None] | None:
+def _qos(value: object) -> Problem:
     if value in (0, 1):
         return None
     return "qos must be 0 or 1", "0: at most once, 1: at least once (QoS 2 is not supported)"
 
 
-def _port(value: object) -> tuple[str, str | None] | None:
+def _port(value: object) -> Problem:
     assert isinstance(value, int)
     return None if 1 <= value <= 65535 else ("port must be between 1 and 65535", None)
 
 
-def _keepalive(value: object) -> tuple[str, str | None] | None:
+def _keepalive(value: object) -> Problem:
     # MQTT carries the keep-alive as a 16-bit number of seconds; 0 turns it off.
     assert isinstance(value, int)
     if value % 1000 == 0 and 0 <= value <= 65_535_000:
@@ -83,7 +83,7 @@ def _keepalive(value: object) -> tuple[str, str | None] | None:
 
 
 def _positive(name: str) -> Rule:
-    def rule(value: object) -> tuple[str, str | None] | None:
+    def rule(value: object) -> Problem:
         assert isinstance(value, int)
         return None if value > 0 else (f"{name} must be positive", None)
 
@@ -93,20 +93,20 @@ def _positive(name: str) -> Rule:
 HTTP_METHODS = ("POST", "PUT", "PATCH")
 
 
-def _method(value: object) -> tuple[str, str | None] | None:
+def _method(value: object) -> Problem:
     if value in HTTP_METHODS:
         return None
     return "method must be " + ", ".join(HTTP_METHODS[:-1]) + " or " + HTTP_METHODS[-1], None
 
 
-def _url(value: object) -> tuple[str, str | None] | None:
+def _url(value: object) -> Problem:
     assert isinstance(value, str)
     if value.startswith(("http://", "https://")) and len(value.split("://", 1)[1]) > 0:
         return None
     return "url must be an http:// or https:// URL", None
 
 
-def _servers(value: object) -> tuple[str, str | None] | None:
+def _servers(value: object) -> Problem:
     assert isinstance(value, str)
     if all(part.strip() for part in value.split(",")):
         return None
@@ -117,7 +117,7 @@ def _topic_rule(separator: str, one: str, rest: str, *, wildcards: bool) -> Rule
     """A topic (MQTT, levels split by `/`) or subject (NATS, tokens split by `.`): `one` may stand
     for a whole level, `rest` for the whole last level; neither in a topic that is published to."""
 
-    def rule(value: object) -> tuple[str, str | None] | None:
+    def rule(value: object) -> Problem:
         assert isinstance(value, str)
         if value == "":
             return "topic must not be empty", None
