@@ -124,7 +124,7 @@ def test_comments() -> None:
     assert err("let x = 1\n/* never closed\n*/?")[:2] == (3, 3)
     assert err("let x = 1\n  /* never closed\n")[:4] == (2, 3, "unterminated comment", 2)
     # /* does not nest
-    assert err("/* /* */ */")[:3] == (1, 10, "expected a declaration (context, stream, let or const), found '*'")
+    assert err("/* /* */ */")[:3] == (1, 10, "expected a declaration (context, stream, let, const or connector), found '*'")
 
 
 def test_bom_and_crlf() -> None:

@@ -233,7 +233,7 @@ def test_ast_round_trip() -> None:
     ("stream S = A.select()", 1, 21, "expected a name, found ')'"),
     ("let x = (a", 1, 11, "expected ')', found end of input"),
     ("stream in = A", 1, 8, "expected a name, found 'in'"),
-    ("foo", 1, 1, "expected a declaration (context, stream, let or const), found 'foo'"),
+    ("foo", 1, 1, "expected a declaration (context, stream, let, const or connector), found 'foo'"),
     ("context c (cores: 5)", 1, 19, "expected '[', found '5'"),
     ("stream S = A.where(x) .", 1, 24, "expected an operation name, found end of input"),
     ("let x = a < b < c", 1, 15, "comparison operators cannot be chained"),
@@ -271,14 +271,15 @@ def test_first_error_wins() -> None:
     ("stream S = join(A, B)", 1, 12, None),
     ("stream S = sequence(A, B)", 1, 12, None),
     ("stream S = timer(5s)", 1, 12, None),
-    ("stream S = T.from(Kafka)", 1, 14, None),
+    ("stream S = T.where(x).from(Kafka)", 1, 23,
+     ".from(CONNECTOR, ...) may only follow the source name of a stream directly"),
     ("event Foo { x: int }", 1, 1, None),
     ("var x = 1", 1, 1, None),
     ("x := 5", 1, 1, None),
     ("let y = 1\ncount := 5", 2, 1, None),
     ("fn f() { }", 1, 1, None),
     ("pattern P = A", 1, 1, None),
-    ("connector K = kafka()", 1, 1, None),
+    ("connector K = kafka()", 1, 15, "supported kinds are mqtt, nats, file, http"),
     ("import \"x\"", 1, 1, None),
     ("config { }", 1, 1, None),
     ("type T = int", 1, 1, None),
@@ -319,12 +320,13 @@ def test_not_supported(src: str, line: int, col: int, hint: str | None) -> None:
 
 
 @pytest.mark.parametrize("op", [
-    "filter", "print", "log", "to", "within", "not", "all", "any", "distinct", "limit", "first",
+    "filter", "print", "log", "within", "not", "all", "any", "distinct", "limit", "first",
     "map", "tap", "collect", "order_by", "fork", "concurrent", "process", "on_error", "enrich",
     "score", "forecast", "trend_aggregate", "watermark", "allowed_lateness", "on", "from",
 ])
 def test_unsupported_operations(op: str) -> None:
-    line, col, message, _ = err(f"stream S = A\n    .{op}(x)")
+    # (after another operation: right after the source name, `.from` is a subscription)
+    line, col, message, _ = err(f"stream S = A.where(y)\n    .{op}(x)")
     assert (line, col, message) == (2, 6, f".{op} is not supported yet")
 
 

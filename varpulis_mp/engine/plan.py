@@ -1,8 +1,9 @@
 """The placement plan: which context holds which stream, who reads what, and where records travel.
 
-Owns VPL.md §9.1-§9.2 as plain data (only dict/list/str/int/bool/None inside, so msgpack can carry
-it to worker processes): one `ContextPlan` per context that holds streams, the routes of input
-event types, the cross-context fan-out of every stream (which gives `Cross-context events`), and a
+Owns VPL.md §9.1-§9.2 and RUN.md §1.2 as plain data (only dict/list/str/int/bool/None inside, so
+msgpack can carry it to worker processes): one `ContextPlan` per context that holds streams, with
+the connector subscriptions and sinks its process holds; the connectors; the routes of input event
+types, the cross-context fan-out of every stream (which gives `Cross-context events`), and a
 topological order of the streams (sources first) for the end-of-input drain.
 """
 
@@ -12,7 +13,40 @@ import heapq
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from varpulis_mp.lang.checked import DEFAULT_CONTEXT, CheckedProgram
+from varpulis_mp.lang.checked import DEFAULT_CONTEXT, CheckedProgram, Endpoint
+
+
+@dataclass
+class ConnectorPlan:
+    """A declared connector: every parameter resolved (RUN.md §1.1), a password included."""
+
+    name: str
+    kind: str
+    params: dict[str, Any]
+
+
+@dataclass
+class SubscriptionPlan:
+    """One subscription (RUN.md §1.2): events of `event_type` read through `connector` with the
+    `.from` parameters `params`, by the process of the context holding it. Its events go to every
+    reader of the type (`Plan.type_routes`), whichever stream declared it. An mqtt `client_id`
+    has `-<context>` appended."""
+
+    connector: str
+    kind: str
+    event_type: str
+    params: dict[str, Any]
+    streams: list[str]  # the streams whose `.from` declares it, declaration order
+
+
+@dataclass
+class SinkPlan:
+    """One `.to` of a stream, held by the stream's process; an mqtt sink gets the `client_id` of
+    its process's client (the connector's, with `-<context>` appended)."""
+
+    connector: str
+    kind: str
+    params: dict[str, Any]
 
 
 @dataclass
@@ -23,6 +57,8 @@ class ContextPlan:
     event_types: list[str]  # input event types its streams read, first-use order
     inputs_from: dict[str, str] = field(default_factory=dict)  # stream hosted elsewhere -> its context
     outputs_to: dict[str, list[str]] = field(default_factory=dict)  # hosted stream -> reading contexts
+    subscriptions: list[SubscriptionPlan] = field(default_factory=list)  # those this process runs
+    sinks: dict[str, list[SinkPlan]] = field(default_factory=dict)  # hosted stream -> its `.to`s, in order
 
 
 @dataclass
@@ -35,6 +71,9 @@ class Plan:
     declared_contexts: int
     contexts_used: int  # declared contexts holding at least one stream
     topo_order: list[str]  # streams, every source before its readers
+    connectors: dict[str, ConnectorPlan] = field(default_factory=dict)  # declaration order
+    # Event types some stream reads without `.from`: what the default input feeds (RUN.md §2).
+    default_input_types: list[str] = field(default_factory=list)
 
     def context(self, name: str) -> ContextPlan:
         for c in self.contexts:
@@ -42,14 +81,26 @@ class Plan:
                 return c
         raise KeyError(name)
 
+    def subscriptions(self) -> list[tuple[str, SubscriptionPlan]]:
+        """Every subscription with the context that holds it, in plan order."""
+        return [(c.name, sub) for c in self.contexts for sub in c.subscriptions]
+
     def to_data(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> Plan:
         data = dict(d)
-        data["contexts"] = [ContextPlan(**c) for c in d["contexts"]]
+        data["contexts"] = [_context_from_data(c) for c in d["contexts"]]
+        data["connectors"] = {name: ConnectorPlan(**c) for name, c in d.get("connectors", {}).items()}
         return cls(**data)
+
+
+def _context_from_data(d: dict[str, Any]) -> ContextPlan:
+    data = dict(d)
+    data["subscriptions"] = [SubscriptionPlan(**s) for s in d.get("subscriptions", [])]
+    data["sinks"] = {name: [SinkPlan(**k) for k in sinks] for name, sinks in d.get("sinks", {}).items()}
+    return ContextPlan(**data)
 
 
 def topo_order(program: CheckedProgram) -> list[str]:
@@ -106,6 +157,7 @@ def build_plan(program: CheckedProgram) -> Plan:
         cross_fanout[s.name] = len(others)
         if others:
             ctx_plans[s.context].outputs_to[s.name] = others
+    _place_connectors(program, ctx_plans)
     return Plan(
         contexts=[ctx_plans[n] for n in order],
         stream_context=stream_context,
@@ -115,4 +167,45 @@ def build_plan(program: CheckedProgram) -> Plan:
         declared_contexts=len(declared),
         contexts_used=sum(1 for n in declared if n in by_ctx),
         topo_order=topo_order(program),
+        connectors={c.name: ConnectorPlan(c.name, c.kind, dict(c.params)) for c in program.connectors},
+        default_input_types=list(dict.fromkeys(
+            s.source for s in program.streams if not s.source_is_stream and s.subscription is None)),
     )
+
+
+def _place_connectors(program: CheckedProgram, ctx_plans: dict[str, ContextPlan]) -> None:
+    """Give each context the subscriptions and sinks of its streams (RUN.md §1.2).
+
+    A subscription runs in the process of the stream that declared it; two `.from`s of one type
+    with the same connector and parameters are one subscription, held where the first is declared.
+    """
+    kinds = {c.name: c.kind for c in program.connectors}
+    found: dict[tuple[str, str, tuple[tuple[str, object], ...]], SubscriptionPlan] = {}
+    for s in program.streams:
+        cp = ctx_plans[s.context]
+        if s.subscription is not None:
+            sub = s.subscription
+            key = (s.source, sub.connector, tuple(sorted(sub.params.items())))
+            if key in found:
+                found[key].streams.append(s.name)
+            else:
+                params = _with_client_id(kinds[sub.connector], sub.params, sub.params.get("client_id"), s.context)
+                found[key] = SubscriptionPlan(sub.connector, kinds[sub.connector], s.source, params, [s.name])
+                cp.subscriptions.append(found[key])
+        if s.sinks:
+            cp.sinks[s.name] = [_sink(program, kinds, sink, s.context) for sink in s.sinks]
+
+
+def _sink(program: CheckedProgram, kinds: dict[str, str], sink: Endpoint, context: str) -> SinkPlan:
+    kind = kinds[sink.connector]
+    client_id = program.connector(sink.connector).params.get("client_id")
+    return SinkPlan(sink.connector, kind, _with_client_id(kind, sink.params, client_id, context))
+
+
+def _with_client_id(kind: str, params: dict[str, object], client_id: object, context: str) -> dict[str, Any]:
+    """An mqtt client's id gets `-<context>` appended (Varpulis' rule, RUN.md §1.2): one client per
+    (connector, client id, process), and two processes never share an id."""
+    out: dict[str, Any] = dict(params)
+    if kind == "mqtt":
+        out["client_id"] = f"{client_id}-{context}"
+    return out

@@ -1,8 +1,9 @@
 """Renders a Plan for `varpulis-mp plan`: text for people, JSON for tools, DOT for Graphviz.
 
 All three say the same things: which processes run, which context and cores each has, which
-streams it holds, where each input event type is routed, and every channel that crosses a
-process boundary, declared (`.emit(context: X)`) or implicit.
+streams it holds, where each input event type is routed, every channel that crosses a
+process boundary, declared (`.emit(context: X)`) or implicit, and every connector with the
+process holding each of its uses (`planview_connectors`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from varpulis_mp.engine.plan import Plan
+from varpulis_mp.io.planview_connectors import connector_dot, connector_rows, connector_text
 from varpulis_mp.lang.checked import CheckedProgram
 
 
@@ -85,6 +87,7 @@ def render_json(checked: CheckedProgram, plan: Plan, available: list[int]) -> st
             for c in channels(checked, plan)
         ],
         "empty_contexts": [c.name for c in checked.contexts if c.name not in plan.stream_context.values()],
+        "connectors": connector_rows(plan),
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -128,6 +131,7 @@ def render_text(checked: CheckedProgram, plan: Plan, available: list[int]) -> st
             lines.append(
                 f"  {c.source_context} -> {c.target_context}: {c.stream} (read by {', '.join(c.readers)}; {kind})"
             )
+    lines.extend(connector_text(plan, processes=bool(checked.contexts)))
     return "\n".join(lines) + "\n"
 
 
@@ -174,5 +178,6 @@ def render_dot(checked: CheckedProgram, plan: Plan) -> str:
             out.append(f"  {_quote('stream:' + s.source)} -> {target}{style};")
         else:
             out.append(f"  {_quote('type:' + s.source)} -> {target};")
+    out.extend(connector_dot(plan, _quote))
     out.append("}")
     return "\n".join(out) + "\n"

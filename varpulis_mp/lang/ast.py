@@ -221,7 +221,39 @@ class Aggregate:
     items: tuple[AggItem, ...]
 
 
-Operation = Union[ContextOp, Where, Having, Select, Emit, PartitionBy, Window, Aggregate]
+@dataclass(frozen=True, slots=True)
+class Param:
+    """`NAME: value` of a connector declaration, `.from` or `.to` (RUN.md §1.1); pos is NAME.
+
+    The value is a literal or the name of a constant (the grammar allows nothing else).
+    """
+
+    pos: SourcePos
+    name: str
+    value: Literal_ | Name
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorUse:
+    """`(CONNECTOR, params)` of a `.from` or `.to`; pos is the operation's name."""
+
+    pos: SourcePos
+    connector: str
+    connector_pos: SourcePos
+    params: tuple[Param, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FromOp(ConnectorUse):
+    """`.from(CONNECTOR, params)` right after a stream's source name: a subscription."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToOp(ConnectorUse):
+    """`.to(CONNECTOR, params)`: a sink of the stream's records."""
+
+
+Operation = Union[ContextOp, Where, Having, Select, Emit, PartitionBy, Window, Aggregate, ToOp]
 
 
 # ---------------------------------------------------------------- declarations
@@ -266,7 +298,10 @@ class ConstDecl:
 
 @dataclass(frozen=True, slots=True)
 class StreamDecl:
-    """`stream NAME = SOURCE .op ...`; pos is NAME, source_pos the SOURCE name."""
+    """`stream NAME = SOURCE [.from(...)] .op ...`; pos is NAME, source_pos the SOURCE name.
+
+    `subscription` is the `.from(...)` that directly follows the source name; it is not in `ops`.
+    """
 
     pos: SourcePos
     name: str
@@ -274,9 +309,22 @@ class StreamDecl:
     source_pos: SourcePos
     ops: tuple[Operation, ...]
     keyword_pos: SourcePos
+    subscription: FromOp | None = None
 
 
-Declaration = Union[ContextDecl, ConstDecl, StreamDecl]
+@dataclass(frozen=True, slots=True)
+class ConnectorDecl:
+    """`connector NAME = KIND(params)` (RUN.md §1.1); pos is NAME, kind_pos the KIND."""
+
+    pos: SourcePos
+    name: str
+    kind: str
+    kind_pos: SourcePos
+    params: tuple[Param, ...]
+    keyword_pos: SourcePos
+
+
+Declaration = Union[ContextDecl, ConstDecl, StreamDecl, ConnectorDecl]
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +346,8 @@ _NODE_TYPES: dict[str, type[Any]] = {
     for cls in (
         Literal_, Name, ListExpr, Call, Unary, Binary, IsNull, IfExpr, Paren, ContextOp, Where,
         Having, SelectItem, Select, EmitItem, Emit, PartitionBy, WindowArg, Window, AggItem,
-        Aggregate, CoreItem, ContextOption, ContextDecl, ConstDecl, StreamDecl,
+        Aggregate, CoreItem, ContextOption, ContextDecl, ConstDecl, StreamDecl, Param, FromOp, ToOp,
+        ConnectorDecl,
     )
 }
 

@@ -18,6 +18,7 @@ OP_NAMES: dict[type, str] = {
     ast.PartitionBy: "partition_by",
     ast.Window: "window",
     ast.Aggregate: "aggregate",
+    ast.ToOp: "to",
 }
 
 

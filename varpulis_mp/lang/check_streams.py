@@ -1,8 +1,9 @@
 """The operations of one stream (VPL.md §6, §7.2, §6.9).
 
-Owns the order rules of §6.8, `.context` and `context:` targets, `.select`/`.emit`/`.aggregate`
-items, `.partition_by`'s argument, and the statically known fields a record carries from one
-operation to the next (which decide where the name warnings of §5.1 apply).
+Owns the order rules of §6.8 (with RUN.md §1.1's place of `.to`), `.context` and `context:`
+targets, `.select`/`.emit`/`.aggregate` items, `.partition_by`'s argument, and the statically
+known fields a record carries from one operation to the next (which decide where the name
+warnings of §5.1 apply).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from varpulis_mp.lang.checked import DEFAULT_CONTEXT, WindowSpec
 from varpulis_mp.lang.constants import ConstantTable
 
 EMIT_LAST_HINT = "read the stream from a new stream to process its records further"
+TO_LAST_HINT = "move .to(...) after the other operations; only .context may follow it"
 _SINGLE = (ast.ContextOp, ast.PartitionBy, ast.Window, ast.Aggregate, ast.Emit)
 
 Fields = frozenset[str] | None
@@ -118,6 +120,8 @@ class StreamChecker:
                 elif first:
                     self.result.context = op.target
                 continue
+            if isinstance(op, ast.ToOp):
+                continue  # a sink, not a step of the pipeline (check_connectors)
             if isinstance(op, ast.Where | ast.Having):
                 ExprChecker(self.rep, self._scope(fields)).check_condition(op.cond)
             elif isinstance(op, ast.Select):
@@ -146,8 +150,18 @@ class StreamChecker:
             if isinstance(op, _SINGLE) and type(op) in seen:
                 self.rep.error(op.pos, f"only one .{op_name(op)} per stream", len(op_name(op)))
             seen.add(type(op))
-        # `.context` may sit anywhere in the chain (VPL.md §6.1): the rules ignore it.
-        chain = [op for op in ops if not isinstance(op, ast.ContextOp)]
+        # `.context` may sit anywhere in the chain (VPL.md §6.1): the rules ignore it. `.to`
+        # comes after every other operation (RUN.md §1.1): each one followed by another is reported.
+        chain: list[ast.Operation] = []
+        pending_to: list[ast.ToOp] = []
+        for op in ops:
+            if isinstance(op, ast.ToOp):
+                pending_to.append(op)
+            elif not isinstance(op, ast.ContextOp):
+                chain.append(op)
+                for to in pending_to:
+                    self.rep.error(to.pos, ".to must come after every other operation", len("to"), TO_LAST_HINT)
+                pending_to.clear()
         # Flags rather than slices: a stream may chain thousands of operations.
         window_seen = aggregate_seen = False
         previous: ast.Operation | None = None

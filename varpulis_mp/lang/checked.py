@@ -50,10 +50,39 @@ class ContextInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectorInfo:
+    """A declared connector (RUN.md §1.1).
+
+    `params` holds every parameter of the kind, keyed by its VPL name: the written value, else the
+    default, else None; Durations are int milliseconds. A `password` is there too (the connector
+    needs it): whoever shows connectors leaves it out.
+    """
+
+    name: str
+    kind: str  # "mqtt", "nats", "file" or "http"
+    params: dict[str, object]
+    pos: SourcePos
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A stream's use of a connector: its subscription (`.from`) or one of its sinks (`.to`).
+
+    `params` holds every parameter of that use, resolved like a connector's; those RUN.md
+    inherits (`qos`, `client_id`, `queue_group`) default to the connector's value, and the mqtt
+    `.to` topic to `"<stream name>-output"`.
+    """
+
+    connector: str
+    params: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class StreamInfo:
     """A checked stream.
 
-    `ops` are the operations in order without `.context(...)`; an `Emit` there has its
+    `ops` are the operations in order without `.context(...)` and `.to(...)` (which are
+    `context` and `sinks`); an `Emit` there has its
     `context:` item removed (it is `emit_target`). `window`/`partition_key` repeat what the
     `Window`/`PartitionBy` operations in `ops` say, resolved.
     """
@@ -69,6 +98,8 @@ class StreamInfo:
     partition_key: str | None
     has_aggregate: bool
     decl: ast.StreamDecl
+    subscription: Endpoint | None = None  # `.from(...)`: the stream's source is then an event type
+    sinks: tuple[Endpoint, ...] = ()  # `.to(...)`, in written order
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +109,7 @@ class CheckedProgram:
     contexts: tuple[ContextInfo, ...]  # declared contexts, in declaration order
     streams: tuple[StreamInfo, ...]  # in declaration order
     warnings: tuple[Diagnostic, ...]  # sorted; a program with errors never gets here
+    connectors: tuple[ConnectorInfo, ...] = ()  # in declaration order
 
     @property
     def path(self) -> str:
@@ -87,4 +119,10 @@ class CheckedProgram:
         for s in self.streams:
             if s.name == name:
                 return s
+        raise KeyError(name)
+
+    def connector(self, name: str) -> ConnectorInfo:
+        for c in self.connectors:
+            if c.name == name:
+                return c
         raise KeyError(name)

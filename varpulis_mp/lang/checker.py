@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from varpulis_mp.errors import ProgramError, SourcePos
 from varpulis_mp.lang import ast
+from varpulis_mp.lang.check_connectors import ConnectorChecker
 from varpulis_mp.lang.check_report import Reporter, first_token
 from varpulis_mp.lang.check_streams import Fields, StreamChecker, StreamEnv, StreamResult, fold_fields
 from varpulis_mp.lang.checked import DEFAULT_CONTEXT, CheckedProgram, ContextInfo, StreamInfo
-from varpulis_mp.lang.constants import check_constants
+from varpulis_mp.lang.constants import ConstantTable, check_constants
 
 CORES_MESSAGE = "cores must be a non-empty list of distinct non-negative integers"
 
@@ -34,6 +35,9 @@ def check_program(program: ast.Program) -> CheckedProgram:
             else:
                 streams[d.name] = d
     _check_cycles(list(streams.values()), rep)
+    connectors = ConnectorChecker(constants, rep)
+    connectors.declare([d for d in decls if isinstance(d, ast.ConnectorDecl)],
+                       _names_in_use(contexts, constants, streams))
 
     env = StreamEnv(
         constants=constants,
@@ -48,6 +52,8 @@ def check_program(program: ast.Program) -> CheckedProgram:
         if not isinstance(d, ast.StreamDecl):
             continue
         result = StreamChecker(d, env, rep).check()
+        subscription = connectors.subscription(d, d.source in streams)
+        sinks = connectors.sinks(d)
         if streams[d.name] is not d:
             continue  # a duplicate: its operations are checked, but it is no stream of the program
         results[d.name] = result
@@ -64,6 +70,8 @@ def check_program(program: ast.Program) -> CheckedProgram:
                 partition_key=result.partition_key,
                 has_aggregate=result.has_aggregate,
                 decl=d,
+                subscription=subscription,
+                sinks=sinks,
             )
         )
     _routing_warnings(contexts, streams, results, rep)
@@ -76,7 +84,18 @@ def check_program(program: ast.Program) -> CheckedProgram:
         contexts=tuple(contexts),
         streams=tuple(infos),
         warnings=tuple(rep.sorted()),
+        connectors=tuple(connectors.infos.values()),
     )
+
+
+def _names_in_use(
+    contexts: list[ContextInfo], constants: ConstantTable, streams: dict[str, ast.StreamDecl]
+) -> dict[str, str]:
+    """Every name a connector may not take (RUN.md §1.1), with what holds it, for the hint."""
+    used = {name: f"the constant declared at line {d.pos.line}" for name, d in constants.declared.items()}
+    used.update((c.name, f"the context declared at line {c.pos.line}") for c in contexts)
+    used.update((name, f"the stream declared at line {d.pos.line}") for name, d in streams.items())
+    return used
 
 
 def _check_contexts(decls: list[ast.ContextDecl], rep: Reporter) -> list[ContextInfo]:

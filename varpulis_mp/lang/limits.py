@@ -35,7 +35,8 @@ _NEG_PREC = 7
 
 _OPERAND = frozenset({"INT", "FLOAT", "STRING", "DURATION", "TRUE", "FALSE", "NULL", "NAME"})
 _OPERAND_END = _OPERAND | {"RPAR", "RSQB"}
-_OP_NAMES = frozenset({"WHERE", "HAVING", "SELECT", "EMIT", "PARTITION_BY", "WINDOW", "AGGREGATE"})
+_OP_NAMES = frozenset({"WHERE", "HAVING", "SELECT", "EMIT", "PARTITION_BY", "WINDOW", "AGGREGATE", "FROM",
+                       "TO"})
 
 # frame kinds
 TOP, ARGS, OPTS, PAREN, CALL, LIST, IF = range(7)

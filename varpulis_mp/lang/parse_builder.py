@@ -90,7 +90,22 @@ class _Builder:
         return ast.ConstDecl(_p(c[1]), c[1].text, c[3], kw.text, _p(kw))
 
     def stream_decl(self, c: list[Any]) -> ast.StreamDecl:
-        return ast.StreamDecl(_p(c[1]), c[1].text, c[3].text, _p(c[3]), tuple(c[4]), _p(c[0]))
+        ops: list[Any] = c[4]
+        # The driver only lets `.from` through right after the source name: at most ops[0].
+        subscription = ops.pop(0) if ops and isinstance(ops[0], ast.FromOp) else None
+        return ast.StreamDecl(_p(c[1]), c[1].text, c[3].text, _p(c[3]), tuple(ops), _p(c[0]), subscription)
+
+    def connector_decl(self, c: list[Any]) -> ast.ConnectorDecl:
+        return ast.ConnectorDecl(_p(c[1]), c[1].text, c[3].text, _p(c[3]), tuple(c[5]), _p(c[0]))
+
+    def param(self, c: list[Any]) -> ast.Param:
+        return ast.Param(_p(c[0]), c[0].text, c[2])
+
+    def conn_args_plain(self, c: list[Any]) -> tuple[Tok, list[ast.Param]]:
+        return c[0], []
+
+    def conn_args_params(self, c: list[Any]) -> tuple[Tok, list[ast.Param]]:
+        return c[0], c[2]
 
     # operations
     def op_context(self, c: list[Any]) -> ast.ContextOp:
@@ -116,6 +131,14 @@ class _Builder:
 
     def op_aggregate(self, c: list[Any]) -> ast.Aggregate:
         return ast.Aggregate(_p(c[0]), tuple(c[2]))
+
+    def op_from(self, c: list[Any]) -> ast.FromOp:
+        connector, params = c[2]
+        return ast.FromOp(_p(c[0]), connector.text, _p(connector), tuple(params))
+
+    def op_to(self, c: list[Any]) -> ast.ToOp:
+        connector, params = c[2]
+        return ast.ToOp(_p(c[0]), connector.text, _p(connector), tuple(params))
 
     def select_bare(self, c: list[Any]) -> ast.SelectItem:
         return ast.SelectItem(_p(c[0]), c[0].text, None)

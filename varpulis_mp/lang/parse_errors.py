@@ -15,7 +15,7 @@ from varpulis_mp.errors import Diagnostic, SourcePos
 from varpulis_mp.lang.lexer import UNSUPPORTED_TOKENS, Tok
 
 UNSUPPORTED_OPERATIONS = frozenset(
-    "filter print log to within not all any distinct limit first map tap collect order_by fork "
+    "filter print log within not all any distinct limit first map tap collect order_by fork "
     "concurrent process on_error enrich score forecast trend_aggregate watermark "
     "allowed_lateness on from".split()
 )
@@ -25,13 +25,17 @@ UNSUPPORTED_DECLARATIONS = {
     "var": "'var' declarations are not supported yet",
     "fn": "'fn' declarations are not supported yet",
     "pattern": "'pattern' declarations are not supported yet",
-    "connector": "'connector' declarations are not supported yet",
     "import": "'import' is not supported yet",
     "config": "'config' declarations are not supported yet",
     "type": "'type' declarations are not supported yet",
     "emit": "top-level 'emit' is not supported yet",
     "for": "top-level 'for' is not supported yet",
     "while": "top-level 'while' is not supported yet",
+}
+
+_UNSUPPORTED_OPERATION_HINTS = {
+    "filter": "use .where",
+    "from": ".from(CONNECTOR, ...) may only follow the source name of a stream directly",
 }
 
 UNSUPPORTED_SOURCES = frozenset({"merge", "join", "sequence", "timer"})
@@ -43,6 +47,7 @@ EXPR_START = frozenset(
     {"NAME", "INT", "FLOAT", "STRING", "DURATION", "TRUE", "FALSE", "NULL", "LPAR", "LSQB",
      "MINUS", "NOT", "IF"}
 )
+PARAM_VALUE = frozenset({"NAME", "INT", "FLOAT", "STRING", "DURATION", "TRUE", "FALSE"})
 OPERAND_END = frozenset({"NAME", "INT", "FLOAT", "STRING", "DURATION", "TRUE", "FALSE", "NULL",
                          "RPAR", "RSQB"})
 BINARY_TYPES = frozenset({"OR", "AND", "EQEQ", "NE", "LT", "LE", "GT", "GE", "IN", "IS", "PLUS",
@@ -54,11 +59,11 @@ _PUNCT_TEXT = {
     "PLUS": "+", "MINUS": "-", "STAR": "*", "SLASH": "/", "PERCENT": "%", "AND": "and",
     "OR": "or", "NOT": "not", "IN": "in", "IS": "is", "IF": "if", "THEN": "then", "ELSE": "else",
     "TRUE": "true", "FALSE": "false", "NULL": "null", "CONTEXT": "context", "STREAM": "stream",
-    "LET": "let", "CONST": "const", "TUMBLING": "tumbling",
+    "LET": "let", "CONST": "const", "CONNECTOR": "connector", "TUMBLING": "tumbling",
 }
 
 _EXPR_BOUNDARY = frozenset({"AND", "OR", "NOT", "COMMA", "COLON", "EQUAL", "THEN", "ELSE", "IF",
-                            "TUMBLING", "DOT", "STREAM", "LET", "CONST", "CONTEXT"})
+                            "TUMBLING", "DOT", "STREAM", "LET", "CONST", "CONTEXT", "CONNECTOR"})
 
 
 class _Stop(Exception):
@@ -85,17 +90,20 @@ def _describe_expected(expected: set[str]) -> str:
         parts.append("an expression")
         exp -= EXPR_START
         exp.discard("TUMBLING")
+    elif PARAM_VALUE <= exp:  # a connector parameter's value (RUN.md §1.1)
+        parts.append("a literal or the name of a constant")
+        exp -= PARAM_VALUE
     after_operand = bool(exp & {"PLUS", "STAR", "AND", "OR"})
     if after_operand:
         exp -= BINARY_TYPES
         exp -= {"NOT", "LPAR"}
-    decl = {"CONTEXT", "STREAM", "LET", "CONST"}
+    decl = {"CONTEXT", "STREAM", "LET", "CONST", "CONNECTOR"}
     has_decl = decl <= exp
     if has_decl:
         exp -= decl
         exp.discard("$END")
     op_names = [t for t in ("WHERE", "HAVING", "SELECT", "EMIT", "PARTITION_BY", "WINDOW",
-                            "AGGREGATE") if t in exp]
+                            "AGGREGATE", "FROM", "TO") if t in exp]
     if op_names:
         parts.append("an operation name")
         exp -= set(op_names)
@@ -118,7 +126,7 @@ def _describe_expected(expected: set[str]) -> str:
     for t in sorted(exp):
         parts.append(f"'{_PUNCT_TEXT.get(t, t.lower())}'")
     if has_decl:
-        parts.append("a declaration (context, stream, let or const)")
+        parts.append("a declaration (context, stream, let, const or connector)")
     if end:
         parts.append("end of input")
     if not parts:
@@ -189,7 +197,7 @@ class _Diagnoser:
         if prev_t == "DOT" and (ttype == "NAME" or ttype in RESERVED_TYPES):
             name = tok.text
             if name in UNSUPPORTED_OPERATIONS:
-                hint = "use .where" if name == "filter" else None
+                hint = _UNSUPPORTED_OPERATION_HINTS.get(name)
                 return self.diag(tok, f".{name} is not supported yet", hint)
             return self.diag(tok, f"unknown operation '.{name}'")
         if ttype == "NAME" and tok.text == "as" and prev_t == "EMIT":

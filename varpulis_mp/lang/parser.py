@@ -11,10 +11,12 @@ is missing or was made from another grammar. After editing `vpl.lark`, rewrite t
 token at a time from the hand-written lexer, building the AST in the reduce callbacks of
 `parse_builder` (no tree, no recursion). Driving it directly lets us:
 
-* decide the context-dependent keywords (`context stream let const tumbling` and the operation
-  names) from what the current parser state accepts;
+* decide the context-dependent keywords (`context stream let const connector tumbling` and the
+  operation names) from what the current parser state accepts; `from` is an operation name only
+  right after a stream's source name (RUN.md §1.1: anywhere else it is `not supported yet`);
 * turn the first failure into the exact message of the spec (`parse_errors`), and reject the
-  `not supported yet` aggregates, `count(distinct(x))` and window options as soon as they are read;
+  `not supported yet` aggregates, `count(distinct(x))`, window options and connector kinds as soon
+  as they are read;
 * track the expression nesting depth (`limits.DepthTracker`) on the tokens the parser accepted,
   so the parser never sees more than ~100 levels.
 """
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from varpulis_mp.errors import Diagnostic, ProgramError
 from varpulis_mp.lang import ast
+from varpulis_mp.lang.connector_kinds import KIND_NAMES, KINDS, SECRET_PARAMS
 from varpulis_mp.lang.functions import UNSUPPORTED_AGGREGATES
 from varpulis_mp.lang.lexer import SourceError, Tok, decode_source, source_lines, tokenize
 from varpulis_mp.lang.limits import DepthError, DepthTracker
@@ -50,10 +53,12 @@ OPERATIONS = {
     "partition_by": "PARTITION_BY",
     "window": "WINDOW",
     "aggregate": "AGGREGATE",
+    "to": "TO",
 }
-OP_TYPES = frozenset(OPERATIONS.values())
+OP_TYPES = frozenset(OPERATIONS.values()) | {"FROM"}
 WINDOW_OPTIONS = frozenset({"sliding", "session"})
-DECL_KEYWORDS = {"context": "CONTEXT", "stream": "STREAM", "let": "LET", "const": "CONST"}
+DECL_KEYWORDS = {"context": "CONTEXT", "stream": "STREAM", "let": "LET", "const": "CONST",
+                 "connector": "CONNECTOR"}
 
 
 # ---------------------------------------------------------------- the table, stored as data
@@ -258,6 +263,8 @@ class _Parser(_Diagnoser):
                 prev = toks[i - 1].type if i else ""
                 if prev == "DOT":
                     kw = OPERATIONS.get(text)
+                    if text == "from" and _after_source_name(toks, i - 1):
+                        kw = "FROM"
                     if kw is not None and kw in acts:
                         tok.type = ttype = kw
                 elif text in DECL_KEYWORDS:
@@ -272,13 +279,16 @@ class _Parser(_Diagnoser):
             if ttype == "$END":
                 break
             # checks on accepted tokens
-            if ttype in OP_TYPES or ttype in ("STREAM", "LET", "CONST"):
+            if ttype in OP_TYPES or ttype in ("STREAM", "LET", "CONST", "CONNECTOR"):
                 op_kind = ttype
             elif ttype == "CONTEXT" and (i == 0 or toks[i - 1].type != "DOT"):
                 op_kind = ""
             elif ttype == "NAME":
                 nxt = toks[i + 1].type
                 after = states[stack[-1]]
+                if op_kind == "CONNECTOR" and toks[i - 1].type == "EQUAL" and tok.text not in KINDS:
+                    raise self.diag(tok, f"connector kind '{tok.text}' is not supported yet",
+                                    f"supported kinds are {KIND_NAMES}")
                 if nxt == "LPAR" and "LPAR" in after:
                     text = tok.text
                     if text in UNSUPPORTED_AGGREGATES:
@@ -353,6 +363,30 @@ class _Parser(_Diagnoser):
         return out
 
 
+def hide_secrets(toks: list[Tok], lines: tuple[str, ...]) -> tuple[str, ...]:
+    """The lines diagnostics quote, with the text of every `password: "..."` replaced by `*`s.
+
+    Every diagnostic quotes its source line, and `check`'s output may end up in a journal: a secret
+    must never be printed (RUN.md §2). The stars keep the columns, so carets stay in place.
+    """
+    masked: dict[int, str] = {}
+    for i in range(len(toks) - 2):
+        tok, colon, value = toks[i], toks[i + 1], toks[i + 2]
+        if tok.type == "NAME" and tok.text in SECRET_PARAMS and colon.type == "COLON" and value.type == "STRING":
+            line = masked.get(value.line, lines[value.line - 1])
+            start, end = value.col, value.col + value.width - 2  # between the quotes
+            masked[value.line] = line[:start] + "*" * (end - start) + line[end:]
+    if not masked:
+        return lines
+    return tuple(masked.get(n, line) for n, line in enumerate(lines, start=1))
+
+
+def _after_source_name(toks: list[Tok], dot: int) -> bool:
+    """Whether the DOT at `dot` directly follows a stream's source name (`stream S = T .`)."""
+    return (dot >= 4 and toks[dot - 1].type == "NAME" and toks[dot - 2].type == "EQUAL"
+            and toks[dot - 3].type == "NAME" and toks[dot - 4].type == "STREAM")
+
+
 def _fail(diagnostic: Diagnostic) -> ProgramError:
     return ProgramError([diagnostic])
 
@@ -365,6 +399,7 @@ def parse_program(data: bytes | str, path: str) -> ast.Program:
         raise _fail(exc.diagnostic) from None
     lines = source_lines(text)
     toks = tokenize(text, path, lines)
+    lines = hide_secrets(toks, lines)
     parser = _Parser(toks, path, lines)
     try:
         decls = parser.run()
