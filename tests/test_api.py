@@ -55,6 +55,15 @@ def test_simulate_from_source_and_tuples() -> None:
         result.by_stream("Nope")
 
 
+def test_calls_that_are_not_evaluated_count_no_error() -> None:
+    """VPL.md §5.4, §5.5: only the aggregate calls an item's expression evaluates count errors."""
+    program = ("stream S = A.window(10)\n"
+               "    .aggregate(r: if false then sum(s) else 1, q: false and sum(s) > 1, t: sum(s))\n")
+    result = simulate(program, [("A", 0, {"s": "x"})])
+    assert [r.fields for r in result.records] == [{"r": 1, "q": False, "t": None}]
+    assert result.summary["expression_errors"] == 1
+
+
 def test_simulate_from_files(tmp_path: Path) -> None:
     prog = tmp_path / "p.vpl"
     prog.write_text(SRC, encoding="utf-8")
