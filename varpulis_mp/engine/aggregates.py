@@ -60,6 +60,9 @@ class AggregatePlan:
         self.calls = tuple(calls)
         self.partition_key = partition_key
         self.counters = counters
+        # where the arguments of deferred calls count their errors, each record's moved at once
+        # into its window's state
+        self._held = Counters()
         self._deferred = frozenset(f"agg#{i}" for i, c in enumerate(calls) if c.deferred)
         self._items: list[tuple[str, Evaluator]] = [
             (name, compile_expr(expr, constants, counters, self._deferred)) for name, expr in rewritten
@@ -113,10 +116,10 @@ class AggregatePlan:
         """Unindented statements adding the record in the local `f` to the state in the local `S`:
         `add` as code for inlining into generated code compiled with `ns` as globals (the names
         it uses are put there). With `fields_read` the caller has set the locals of
-        `field_reads()` already. Other locals used: `_a<i>`, `_t`, `_x`, `_n`, `_m`, `_d`, `_ec`."""
+        `field_reads()` already. Other locals used: `_a<i>`, `_t`, `_x`, `_n`, `_m`, `_d`."""
         ns["_EMPTY"] = _EMPTY
         ns["_value_key"] = V.value_key
-        ns["_vpA_C"] = self.counters
+        ns["_vpA_H"] = self._held
         constants = self._constants
         body: list[str] = []
         # A bare field argument is read once per record, and the calls sharing it are updated
@@ -138,8 +141,13 @@ class AggregatePlan:
             else:
                 v = f"_a{i}"
                 groups[v] = []
-                compute = [f"{v} = {expr_source(c.arg, constants, ns, self.counters, 'f')}"]
-                order.append((v, _errors_kept(compute, o + _WIDTH[c.name]) if c.deferred else compute))
+                if c.deferred:
+                    # its errors count in `_held`, then move to the call's last slot
+                    compute = [f"{v} = {expr_source(c.arg, constants, ns, self._held, 'f')}",
+                               *_held_errors_to(o + _WIDTH[c.name])]
+                else:
+                    compute = [f"{v} = {expr_source(c.arg, constants, ns, self.counters, 'f')}"]
+                order.append((v, compute))
             groups[v].append(_update_parts(c.name, o, v, k_ema))
         for v, compute in order:
             body += compute
@@ -207,15 +215,13 @@ class AggregatePlan:
         return {name: fn(env) for name, fn in self._items}
 
 
-def _errors_kept(compute: list[str], slot: int) -> list[str]:
-    """`compute` (a deferred call's argument) with the errors it counts moved into the state's
-    `slot`, to count only if the item's expression reads the call."""
+def _held_errors_to(slot: int) -> list[str]:
+    """Statements moving the errors a deferred call's argument just counted in `_held` into the
+    state's `slot`, to count only if the item's expression reads the call."""
     return [
-        "_ec = _vpA_C.expression_errors",
-        *compute,
-        "if _vpA_C.expression_errors != _ec:",
-        f"    S[{slot}] += _vpA_C.expression_errors - _ec",
-        "    _vpA_C.expression_errors = _ec",
+        "if _vpA_H.expression_errors:",
+        f"    S[{slot}] += _vpA_H.expression_errors",
+        "    _vpA_H.expression_errors = 0",
     ]
 
 
