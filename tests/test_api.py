@@ -31,8 +31,8 @@ EVENTS: list[tuple[str, int, dict[str, Any]]] = [
 
 def test_all_is_exact() -> None:
     assert sorted(varpulis_mp.__all__) == sorted(
-        ["EventFileError", "ProgramError", "Record", "Runtime", "RuntimeFailure", "SimulationResult", "check",
-         "simulate"])
+        ["Diagnostic", "EventFileError", "ProgramError", "Record", "Runtime", "RuntimeFailure",
+         "SimulationResult", "check", "simulate"])
     for name in varpulis_mp.__all__:
         assert hasattr(varpulis_mp, name)
 
@@ -54,6 +54,43 @@ def test_simulate_from_source_and_tuples() -> None:
     }
     with pytest.raises(KeyError):
         result.by_stream("Nope")
+
+
+def test_calls_that_are_not_evaluated_count_no_error() -> None:
+    """VPL.md §5.4, §5.5: only the aggregate calls an item's expression evaluates count errors."""
+    program = ("stream S = A.window(10)\n"
+               "    .aggregate(r: if false then sum(s) else 1, q: false and sum(s) > 1, t: sum(s))\n")
+    result = simulate(program, [("A", 0, {"s": "x"})])
+    assert [r.fields for r in result.records] == [{"r": 1, "q": False, "t": None}]
+    assert result.summary["expression_errors"] == 1
+
+
+def test_program_error_message_is_the_first_error_not_a_warning(tmp_path: Path) -> None:
+    """A warning before the first error: the message is that error, labelled as the CLI prints it."""
+    path = tmp_path / "bad.vpl"
+    path.write_text("context ingest\nstream S = R\n    .context(nowhere)\n", encoding="utf-8")
+    with pytest.raises(ProgramError) as err:
+        check(path)
+    assert str(err.value) == f"{path}:3:14: error: unknown context 'nowhere'"
+    warning, error = err.value.diagnostics
+    assert isinstance(warning, varpulis_mp.Diagnostic) and warning.severity == "warning"
+    assert str(error) == error.render() == (
+        f"{path}:3:14: error: unknown context 'nowhere'\n"
+        "    3 |     .context(nowhere)\n"
+        "      |              ^^^^^^^\n"
+        "  hint: declared contexts are ingest"
+    )
+    assert str(warning).startswith(f"{path}:1:9: warning: context 'ingest' holds no streams\n")
+
+
+def test_event_file_error_message_is_labelled(tmp_path: Path) -> None:
+    evt = tmp_path / "bad.evt"
+    evt.write_text("@0 SensorReading { x: }\n", encoding="utf-8")
+    with pytest.raises(EventFileError) as err:
+        simulate(SRC, evt)
+    (diagnostic,) = err.value.diagnostics
+    assert str(err.value) == diagnostic.render().splitlines()[0]
+    assert str(err.value).startswith(f"{evt}:1:") and ": error: " in str(err.value)
 
 
 def test_simulate_from_files(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 `check(source)` checks a program; `simulate(program, events)` checks and runs it over a finite
 input as `simulate --immediate` does and returns its output records in canonical order, per-stream
-views and the summary counters. The heavy modules are imported inside the functions so that
+views and the summary counters. A rejected program or event file raises `ProgramError` or
+`EventFileError`, carrying its `Diagnostic`s. The heavy modules are imported inside the functions so that
 importing the package stays cheap and free of import cycles.
 """
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from varpulis_mp.runtime.embedded import Runtime
 
 __all__ = [
+    "Diagnostic",
     "EventFileError",
     "ProgramError",
     "Record",

@@ -25,7 +25,7 @@ class Diagnostic:
     """One error or warning about a program or an event file.
 
     `source_line` is the text of the line the position is on (without its line end); `width` is
-    how many columns the caret line underlines (at least 1).
+    how many columns the caret line underlines (at least 1). `str()` gives `render()`.
     """
 
     path: str
@@ -39,9 +39,13 @@ class Diagnostic:
     def sort_key(self) -> tuple[int, int, int, str]:
         return (self.pos.line, self.pos.col, 0 if self.severity == "error" else 1, self.message)
 
+    def heading(self) -> str:
+        """The first line of `render()`: `path:line:col: severity: message`."""
+        return f"{self.path}:{self.pos.line}:{self.pos.col}: {self.severity}: {self.message}"
+
     def render(self) -> str:
         """The diagnostic as printed on standard error (no trailing newline)."""
-        head = f"{self.path}:{self.pos.line}:{self.pos.col}: {self.severity}: {self.message}"
+        head = self.heading()
         gutter = str(self.pos.line)
         pad = " " * len(gutter)
         shown = _printable(self.source_line)
@@ -53,6 +57,9 @@ class Diagnostic:
         if self.hint:
             lines.append(f"  hint: {self.hint}")
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 def _printable(line: str) -> str:
@@ -74,13 +81,15 @@ class VarpulisError(Exception):
 
 
 class DiagnosticError(VarpulisError):
-    """A program or an event file was rejected; carries every diagnostic to print, sorted."""
+    """A program or an event file was rejected; carries every diagnostic to print, sorted.
+
+    Its message is the heading of the first error (`path:line:col: error: message`), not of a
+    warning that comes before it."""
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
-        first = self.diagnostics[0] if self.diagnostics else None
-        text = f"{first.path}:{first.pos.line}:{first.pos.col}: {first.message}" if first else "rejected"
-        super().__init__(text)
+        first = next((d for d in self.diagnostics if d.severity == "error"), None)
+        super().__init__(first.heading() if first is not None else "rejected")
 
 
 class ProgramError(DiagnosticError):

@@ -190,6 +190,31 @@ def test_large_valid_program_checks_fast(tmp_path: Path) -> None:
     assert elapsed < 3.0, f"checking a 200 KiB program took {elapsed:.2f}s of CPU"
 
 
+def test_thousands_of_contexts_are_rejected_at_the_65th(tmp_path: Path) -> None:
+    """A 255 KiB program declaring 3,000 contexts, each holding a stream: one process each would
+    be 3,000 processes; `check` and `simulate` reject it (VPL.md §13)."""
+    decls = "".join(f"context ctx_{i:05}\nstream Stream_{i:05} = Reading.context(ctx_{i:05}).where(v > {i:07})\n"
+                    for i in range(3000))
+    program = tmp_path / "many.vpl"
+    program.write_text(decls)
+    assert 250 * 1024 < len(decls) < 256 * 1024
+    proc = run_cli("check", str(program), timeout=60)
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert proc.stdout == ""
+    assert proc.stderr == (
+        f"{program}:129:9: error: more than 64 contexts hold streams\n"
+        "    129 | context ctx_00064\n"
+        "        |         ^^^^^^^^^\n"
+        "  hint: each context holding streams runs in a process of its own; put more streams in one context\n"
+        "1 error(s), 0 warning(s)\n"
+    )
+    events = tmp_path / "e.evt"
+    events.write_text("@0 Reading { v: 1 }\n")
+    sim = run_cli("simulate", "-p", str(program), "-e", str(events), "--immediate", timeout=60)
+    assert sim.returncode == 2 and sim.stdout == ""
+    assert "more than 64 contexts hold streams" in sim.stderr and "Simulation Complete" not in sim.stderr
+
+
 def test_version_and_help() -> None:
     proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("varpulis-mp ")

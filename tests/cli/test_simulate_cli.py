@@ -354,6 +354,32 @@ Expression errors: 1
     assert proc.stderr == ""
 
 
+def test_calls_that_are_not_evaluated_count_no_error(tmp_path: Path) -> None:
+    """VPL.md §5.4, §5.5: an aggregate call in an untaken branch or a short-circuited operand
+    counts no expression error, so the summary has no `Expression errors` row."""
+    program = tmp_path / "skipped.vpl"
+    events = tmp_path / "skipped.evt"
+    program.write_text("stream S = A\n    .window(10)\n"
+                       "    .aggregate(r: if false then sum(s) else 1, q: false and sum(s) > 1)\n")
+    events.write_text('@0 A { s: "x" }\n')
+    proc = run_cli("simulate", "-p", str(program), "-e", str(events), "--immediate")
+    _clean(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == """\
+Program loaded: 1 streams, 0 contexts
+
+Starting simulation...
+
+  [window] S: { r: 1, q: false }
+
+Simulation Complete
+======================
+Events processed: 1
+Contexts used:    0
+"""
+    assert proc.stderr == ""
+
+
 # ---------------------------------------------------------------- diagnostics
 
 WARNING_PROGRAM = """\

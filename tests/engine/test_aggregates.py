@@ -284,6 +284,47 @@ class TestItems:
         assert plan.result(st_, None) == {"s": 6, "m": 5}
 
 
+class TestUnevaluatedCalls:
+    """A call in an untaken branch or a short-circuited operand counts no error (VPL.md §5.4,
+    §5.5): neither its result's nor its argument's."""
+
+    def test_untaken_branch_and_short_circuit_count_nothing(self) -> None:
+        got, n = agg(["x"], r="if false then sum(v) else 1", q="false and sum(v) > 1")
+        assert got == {"r": 1, "q": False} and n == 0
+
+    def test_decided_by_the_window(self) -> None:
+        assert one("if count() > 2 then sum(v) else 0", ["x"]) == (0, 0)
+        assert one("if count() > 2 then sum(v) else 0", ["x", "y", "z"]) == (None, 1)
+        assert one("count() > 0 or avg(v) > 1", ["x"]) == (True, 0)
+        assert one("count() > 5 or avg(v) > 1", ["x"]) == (None, 1)
+        assert one("if count() > 0 then 1 else max(v)", [1, "a"]) == (1, 0)
+
+    def test_argument_errors_wait_for_the_call(self) -> None:
+        assert one("if count() > 5 then count(1 / v) else -1", [0, 0]) == (-1, 0)
+        assert one("if count() > 1 then count(1 / v) else -1", [0, 1, 0]) == (1, 2)
+        assert one("count() > 9 and sum(1 / v) > 0", [0, "x"]) == (False, 0)
+        assert one("count() > 1 and sum(1 / v) > 0", [0, "x"]) == (None, 2)
+
+    def test_a_non_bool_left_operand_skips_the_right(self) -> None:
+        assert one("count() and sum(v) > 1", ["x"]) == (None, 1)
+        assert one("if count() then sum(v) else min(v)", ["x"]) == (None, 1)
+
+    def test_evaluated_calls_still_count(self) -> None:
+        got, n = agg(["x"], r="if sum(v) > 1 then 1 else 2", s="coalesce(avg(v), 0)", t="sum(v)")
+        assert got == {"r": 2, "s": 0, "t": None} and n == 3
+
+    def test_several_windows_keep_their_own_pending_errors(self) -> None:
+        c = Counters()
+        plan = compile_aggregate(items_of(r="if count() > 1 then count(1 / v) else -1"), {}, None, c)
+        s1, s2 = plan.new_state(), plan.new_state()
+        plan.add(s1, {"v": 0})
+        plan.add(s2, {"v": 0})
+        plan.add(s2, {"v": 0})
+        assert c.expression_errors == 0
+        assert plan.result(s1, None) == {"r": -1} and c.expression_errors == 0
+        assert plan.result(s2, None) == {"r": 0} and c.expression_errors == 2
+
+
 # ---------------------------------------------------------------- property tests
 
 ALL_FUNCS = [
@@ -405,6 +446,9 @@ def test_compound_items_agree(records: list[dict[str, object]]) -> None:
         b="if count(v) > 2 then max(w) else min(v)",
         c="coalesce(first(v), last(w), 0)",
         d="avg(w) / sum(w)",
+        e="count(v) > 3 and sum(v * w) > 0",
+        f="if first(w) > 0 then count(1 / w) else avg(v)",
+        g="last(w) > 1 or min(v) < max(1 / w)",
     )
     c1, c2 = Counters(), Counters()
     plan = compile_aggregate(items, {}, None, c1)

@@ -98,6 +98,30 @@ def test_context_without_streams_warns() -> None:
     assert d.width == 4
 
 
+def _contexts_with_streams(n: int) -> str:
+    return "".join(f"context c{i}\nstream S{i} = E .context(c{i})\n" for i in range(n))
+
+
+def test_at_most_64_contexts_hold_streams() -> None:
+    assert len(check(_contexts_with_streams(64)).contexts) == 64
+    d = error_at(_contexts_with_streams(66), "129:9", "more than 64 contexts hold streams")
+    assert d.width == 3 and d.source_line == "context c64" and d.hint
+
+
+def test_contexts_without_streams_do_not_count_towards_the_limit() -> None:
+    found = lines("context idle\n" + _contexts_with_streams(64))
+    assert found == ["1:9: warning: context 'idle' holds no streams"]
+    found = lines("context idle\n" + _contexts_with_streams(65))
+    assert found == ["1:9: warning: context 'idle' holds no streams",
+                     "130:9: error: more than 64 contexts hold streams"]
+
+
+def test_too_many_contexts_is_reported_with_the_other_errors() -> None:
+    found = lines(_contexts_with_streams(70) + "stream Lost = E .context(nowhere)\n")
+    assert found == ["129:9: error: more than 64 contexts hold streams",
+                     "141:26: error: unknown context 'nowhere'"]
+
+
 # ---------------------------------------------------------------- constants (§3.2, §5.8)
 
 

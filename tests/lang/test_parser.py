@@ -248,6 +248,29 @@ def test_syntax_errors(src: str, line: int, col: int, message: str) -> None:
     assert err(src)[:3] == (line, col, message)
 
 
+@pytest.mark.parametrize("src, col, found, hint", [
+    ("stream S = A.where(10.0 >= >= v)", 28, "'>='", "an operand is missing between '>=' and '>='"),
+    ("stream S = A.where(zz in in [])", 26, "'in'", "an operand is missing between 'in' and 'in'"),
+    ("stream S = A.where(a == != b)", 25, "'!='", "an operand is missing between '==' and '!='"),
+    ("stream S = A.where(a < not in b)", 24, "'not'", "an operand is missing between '<' and 'not'"),
+    ("stream S = A.where(a + * b)", 24, "'*'", "an operand is missing between '+' and '*'"),
+])
+def test_two_operators_in_a_row_miss_an_operand(src: str, col: int, found: str, hint: str) -> None:
+    """Nothing is chained: an operand is missing, located at the second operator (VPL.md §13)."""
+    assert err(src) == (1, col, f"expected an expression, found {found}", hint)
+
+
+def test_missing_operand_renders_with_caret_and_hint() -> None:
+    with pytest.raises(ProgramError) as info:
+        parse_program("stream S = A.where(10.0 >= >= v)", "p.vpl")
+    assert info.value.diagnostics[0].render() == (
+        "p.vpl:1:28: error: expected an expression, found '>='\n"
+        "    1 | stream S = A.where(10.0 >= >= v)\n"
+        "      |                            ^^\n"
+        "  hint: an operand is missing between '>=' and '>='"
+    )
+
+
 def test_chained_comparison_in_parentheses_is_fine() -> None:
     assert isinstance(expr("(a < b) == c"), ast.Binary)
 

@@ -22,6 +22,8 @@ _VARIANCE_FUNCS: Final = frozenset({"stddev", "variance", "stddev_samp", "var_sa
 #   variance family [n, mean, M2, bad]  (Welford, VPL.md §7.3)
 #   count_distinct  [set of value keys]
 #   ema             [value or _EMPTY, bad]
+# A deferred call (`agg_calls`) has one more slot after these: the errors of its argument, which
+# count only if the item's expression reads the call (`pending`).
 # `add` is one generated function that evaluates each argument inline and updates the slots.
 
 _WIDTH: Final = {
@@ -185,26 +187,27 @@ def _result(name: str, st: list[Any]) -> object:
     raise ValueError(name)
 
 
-def _result_lines(name: str, lo: int, hi: int, state: str, out: str) -> list[str]:
+def _result_lines(name: str, lo: int, hi: int, state: str, out: str, fail: list[str]) -> list[str]:
     """Statements setting `out` to the value of one call from its slots, as `_result` computes
-    it, or to None counting one error where `_result` raises ExprError. Counting, averaging,
-    min/max and first/last are inline (the calls worth it); the others go through `_result`."""
-    err = "    _vpA_C.expression_errors += 1"
+    it, or running `fail` (which sets `out`) where `_result` raises ExprError. Counting,
+    averaging, min/max and first/last are inline (the calls worth it); the others go through
+    `_result`."""
+    on_fail = ["    " + line for line in fail]
     if name == "count":
         return [f"{out} = {state}[{lo}]"]
     if name == "count_distinct":
         return [f"{out} = len({state}[{lo}])"]
     if name == "avg":
         return [
-            f"if {state}[{lo + 2}]:", err, f"    {out} = None",
+            f"if {state}[{lo + 2}]:", *on_fail,
             f"elif {state}[{lo + 1}] == 0:", f"    {out} = None",
             "else:",
             f"    {out} = {state}[{lo}] / {state}[{lo + 1}]",
-            f"    if {out} - {out} != 0.0:", "    " + err, f"        {out} = None",
+            f"    if {out} - {out} != 0.0:", *("    " + line for line in on_fail),
         ]
     if name in ("min", "max"):
         return [
-            f"if {state}[{lo + 1}] == 3:", err, f"    {out} = None",
+            f"if {state}[{lo + 1}] == 3:", *on_fail,
             f"elif {state}[{lo + 1}] == 0:", f"    {out} = None",
             "else:", f"    {out} = {state}[{lo}]",
         ]
@@ -212,5 +215,5 @@ def _result_lines(name: str, lo: int, hi: int, state: str, out: str) -> list[str
         return [f"{out} = {state}[{lo}]", f"if {out} is _vpA_E:", f"    {out} = None"]
     return [
         "try:", f"    {out} = _vpA_R({name!r}, {state}[{lo}:{hi}])",
-        "except _vpA_X:", err, f"    {out} = None",
+        "except _vpA_X:", *on_fail,
     ]

@@ -4,7 +4,8 @@
 aggregate call inside an item becomes an accumulator whose argument is a compiled expression
 evaluated on each record as it is added; the expression around the calls is compiled with each
 call replaced by the name `agg#i` (not a VPL name, so it cannot clash) and evaluated once per
-window on `{agg#i: result, key: key value}`.
+window on `{agg#i: result, key: key value}`. The errors of a call the expression may skip wait
+in its state until the expression reads it (`pending`).
 
 The calls are found by `agg_calls`, their slots and results are `accumulators`; this module
 compiles them into one plan. `results_from_scratch` (in `aggregates_reference`, re-exported here)
@@ -30,6 +31,7 @@ from varpulis_mp.engine.agg_calls import AggCall, _extract
 from varpulis_mp.engine.aggregates_reference import results_from_scratch
 from varpulis_mp.engine.expr import Evaluator, Fields, compile_expr, expr_source
 from varpulis_mp.engine.output import Counters
+from varpulis_mp.engine.pending import Pending, pending_or_value
 from varpulis_mp.lang import ast
 from varpulis_mp.lang import values as V
 from varpulis_mp.lang.checked import Value
@@ -58,14 +60,18 @@ class AggregatePlan:
         self.calls = tuple(calls)
         self.partition_key = partition_key
         self.counters = counters
+        # where the arguments of deferred calls count their errors, each record's moved at once
+        # into its window's state
+        self._held = Counters()
+        self._deferred = frozenset(f"agg#{i}" for i, c in enumerate(calls) if c.deferred)
         self._items: list[tuple[str, Evaluator]] = [
-            (name, compile_expr(expr, constants, counters)) for name, expr in rewritten
+            (name, compile_expr(expr, constants, counters, self._deferred)) for name, expr in rewritten
         ]
         offsets: list[int] = []
         k = 0
         for c in calls:
             offsets.append(k)
-            k += _WIDTH[c.name]
+            k += _WIDTH[c.name] + c.deferred  # a deferred call keeps its argument's errors after its slots
         self._slices = [(c.name, o, o + _WIDTH[c.name]) for c, o in zip(calls, offsets, strict=True)]
 
         self._constants = constants
@@ -94,7 +100,7 @@ class AggregatePlan:
     def initial_source(self, ns: dict[str, Any]) -> str:
         """The source of a new state (a list display); the names it uses are put in `ns`."""
         ns["_EMPTY"] = _EMPTY
-        return ", ".join(_initial_slots(c.name) for c in self.calls)
+        return ", ".join(_initial_slots(c.name) + (", 0" if c.deferred else "") for c in self.calls)
 
     def field_reads(self) -> list[tuple[str, str]]:
         """(local, field) for each field that is the whole argument of a call: what `add_lines`
@@ -113,47 +119,61 @@ class AggregatePlan:
         `field_reads()` already. Other locals used: `_a<i>`, `_t`, `_x`, `_n`, `_m`, `_d`."""
         ns["_EMPTY"] = _EMPTY
         ns["_value_key"] = V.value_key
+        ns["_vpA_H"] = self._held
         constants = self._constants
         body: list[str] = []
         # A bare field argument is read once per record, and the calls sharing it are updated
         # together, placed at the first of them; other arguments are computed call by call.
         groups: dict[str, list[Parts]] = {}
         field_vars = {name: v for v, name in self.field_reads()}
-        order: list[tuple[str, str | None]] = []  # (variable, source computing it or None)
+        order: list[tuple[str, list[str]]] = []  # (variable, statements computing it first)
         for i, (c, o) in enumerate(zip(self.calls, self._offsets, strict=True)):
             k_ema = 2.0 / (c.ema_n + 1) if c.name == "ema" else 0.0
             if c.arg is None:  # count()
-                order.append((f"S[{o}] += 1", None))
+                order.append((f"S[{o}] += 1", []))
                 continue
             bare = ast.strip_parens(c.arg)
             if isinstance(bare, ast.Name) and bare.name not in constants:
                 v = field_vars[bare.name]
                 if v not in groups:
                     groups[v] = []
-                    order.append((v, None if fields_read else f"f.get({bare.name!r})"))
+                    order.append((v, [] if fields_read else [f"{v} = f.get({bare.name!r})"]))
             else:
                 v = f"_a{i}"
                 groups[v] = []
-                order.append((v, expr_source(c.arg, constants, ns, self.counters, "f")))
+                if c.deferred:
+                    # its errors count in `_held`, then move to the call's last slot
+                    compute = [f"{v} = {expr_source(c.arg, constants, ns, self._held, 'f')}",
+                               *_held_errors_to(o + _WIDTH[c.name])]
+                else:
+                    compute = [f"{v} = {expr_source(c.arg, constants, ns, self.counters, 'f')}"]
+                order.append((v, compute))
             groups[v].append(_update_parts(c.name, o, v, k_ema))
-        for v, src in order:
-            if src is not None:
-                body.append(f"{v} = {src}")
+        for v, compute in order:
+            body += compute
             body += _add_group(v, groups[v]) if v in groups else [v]
         return body
 
     def result_lines(self, ns: dict[str, Any], state: str, key: str, out: str) -> list[str]:
         """Unindented statements setting the local `out` to the window's record computed from the
         state in the local `state` and the key value in the local `key`: `result` as code for
-        inlining (names put in `ns`; locals used: `_ar<i>`, `_ae`, `_vp<n>`). The common calls
-        are computed inline, the others through `_result`; each failing call counts one error."""
+        inlining (names put in `ns`; locals used: `_ar<i>`, `_ae`, `_ap`, `_vp<n>`). The common
+        calls are computed inline, the others through `_result`; each failing call counts one
+        error, a deferred one only where the expression reads it (with its argument's errors)."""
         ns["_vpA_C"] = self.counters
         ns["_vpA_E"] = _EMPTY
         ns["_vpA_R"] = _result
         ns["_vpA_X"] = V.ExprError
+        ns["_vpA_P"] = Pending
         lines: list[str] = []
-        for i, (name, lo, hi) in enumerate(self._slices):
-            lines += _result_lines(name, lo, hi, state, f"_ar{i}")
+        for i, (c, (name, lo, hi)) in enumerate(zip(self.calls, self._slices, strict=True)):
+            ar = f"_ar{i}"
+            if not c.deferred:
+                lines += _result_lines(name, lo, hi, state, ar, ["_vpA_C.expression_errors += 1", f"{ar} = None"])
+                continue
+            lines.append(f"_ap = {state}[{hi}]")
+            lines += _result_lines(name, lo, hi, state, ar, ["_ap += 1", f"{ar} = None"])
+            lines += ["if _ap:", f"    {ar} = _vpA_P({ar}, _ap)"]
         pkey = self.partition_key
         parts: list[str] = []
         env_needed = False
@@ -166,7 +186,8 @@ class AggregatePlan:
                 parts.append(f"{item_name!r}: {key}")
             else:
                 env_needed = True
-                parts.append(f"{item_name!r}: {expr_source(expr, self._constants, ns, self.counters, '_ae')}")
+                src = expr_source(expr, self._constants, ns, self.counters, "_ae", self._deferred)
+                parts.append(f"{item_name!r}: {src}")
         if env_needed:
             env = [f"{pkey!r}: {key}"] if pkey is not None else []
             env += [f"'agg#{i}': _ar{i}" for i in range(len(self._slices))]
@@ -179,13 +200,29 @@ class AggregatePlan:
         env: dict[str, object] = {}
         if self.partition_key is not None:
             env[self.partition_key] = key_value
-        for i, (name, lo, hi) in enumerate(self._slices):
+        for i, (c, (name, lo, hi)) in enumerate(zip(self.calls, self._slices, strict=True)):
+            errors = state[hi] if c.deferred else 0
+            value: object = None
             try:
-                env[f"agg#{i}"] = _result(name, state[lo:hi])
+                value = _result(name, state[lo:hi])
             except V.ExprError:
-                self.counters.expression_errors += 1
-                env[f"agg#{i}"] = None
+                errors += 1
+            if c.deferred:
+                env[f"agg#{i}"] = pending_or_value(value, errors)
+            else:
+                self.counters.expression_errors += errors
+                env[f"agg#{i}"] = value
         return {name: fn(env) for name, fn in self._items}
+
+
+def _held_errors_to(slot: int) -> list[str]:
+    """Statements moving the errors a deferred call's argument just counted in `_held` into the
+    state's `slot`, to count only if the item's expression reads the call."""
+    return [
+        "if _vpA_H.expression_errors:",
+        f"    S[{slot}] += _vpA_H.expression_errors",
+        "    _vpA_H.expression_errors = 0",
+    ]
 
 
 def compile_aggregate(

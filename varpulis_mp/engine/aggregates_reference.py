@@ -12,6 +12,7 @@ from typing import Any
 from varpulis_mp.engine.agg_calls import AggCall, _extract
 from varpulis_mp.engine.expr import Fields, interpret
 from varpulis_mp.engine.output import Counters
+from varpulis_mp.engine.pending import pending_or_value
 from varpulis_mp.lang import ast
 from varpulis_mp.lang import values as V
 from varpulis_mp.lang.checked import Value
@@ -102,19 +103,23 @@ def results_from_scratch(
         env: dict[str, object] = {}
         if partition_key is not None:
             env[partition_key] = key_value
-        # the plan evaluates the arguments record by record, call after call
+        # the plan evaluates the arguments record by record, call after call; a deferred call's
+        # errors count only if the item's expression reads it
         per_call: list[list[object]] = [[] for _ in calls]
+        own = [Counters() if c.deferred else counters for c in calls]
         for rec in records:
             for j, c in enumerate(calls):
                 if c.arg is not None:
-                    v = interpret(c.arg, constants, rec, counters)
+                    v = interpret(c.arg, constants, rec, own[j])
                     if v is not None:
                         per_call[j].append(v)
         for j, c in enumerate(calls):
+            value: object = None
             try:
-                env[f"agg#{j}"] = _scratch_call(c, per_call[j], len(records))
+                value = _scratch_call(c, per_call[j], len(records))
             except V.ExprError:
-                counters.expression_errors += 1
-                env[f"agg#{j}"] = None
+                own[j].expression_errors += 1
+            deferred_errors = own[j].expression_errors if c.deferred else 0
+            env[f"agg#{j}"] = pending_or_value(value, deferred_errors)
         out[item.name] = interpret(expr, constants, env, counters)
     return out

@@ -48,13 +48,15 @@ def expr_source(
     ns: dict[str, object],
     counters: Counters,
     fields_var: str = "f",
+    deferred: frozenset[str] = frozenset(),
 ) -> str:
     """The source of one Python expression computing `expr` over the fields dict `fields_var`.
 
     It may reference helper names it inserts into `ns` (compile it with `ns` as globals) and
-    assigns `_vpN` temporaries with `:=`, so it must be used inside a function body.
+    assigns `_vpN` temporaries with `:=`, so it must be used inside a function body. The fields
+    named in `deferred` may hold a `pending.Pending`, whose errors count where it is read.
     """
-    src, _, _ = _Gen(constants, ns, counters, fields_var).gen_top(expr)
+    src, _, _ = _Gen(constants, ns, counters, fields_var, deferred).gen_top(expr)
     return src
 
 
@@ -92,10 +94,12 @@ def _compile_fn(src: str, ns: dict[str, Any], name: str = "_vp_fn") -> Any:
     return ns[name]
 
 
-def compile_expr(expr: ast.Expr, constants: Mapping[str, Value], counters: Counters) -> Evaluator:
-    """Compile `expr` once into a function of a record's fields (VPL.md §5)."""
+def compile_expr(expr: ast.Expr, constants: Mapping[str, Value], counters: Counters,
+                 deferred: frozenset[str] = frozenset()) -> Evaluator:
+    """Compile `expr` once into a function of a record's fields (VPL.md §5); `deferred` as in
+    `expr_source`."""
     ns: dict[str, Any] = {}
-    src = expr_source(expr, constants, ns, counters, "f")
+    src = expr_source(expr, constants, ns, counters, "f", deferred)
     fn: Evaluator = _compile_fn(src, ns)
     fn.__vpl_source__ = src  # type: ignore[attr-defined]
     return fn

@@ -26,7 +26,8 @@ _I64_MAX: Final = V.I64_MAX
 
 class _Gen:
     """One code generation run. `gen` returns (source, constant value or _MISSING, boolish),
-    boolish meaning the value is always a Bool or null."""
+    boolish meaning the value is always a Bool or null. Reading a name in `deferred` counts the
+    errors of a `Pending` value (`pending`); other names are read as they are."""
 
     def __init__(
         self,
@@ -34,11 +35,13 @@ class _Gen:
         ns: dict[str, object],
         counters: Counters,
         fields_var: str,
+        deferred: frozenset[str] = frozenset(),
     ) -> None:
         self.constants = constants
         self.ns = ns
         self.fv = fields_var
         self.p = _helper_prefix(ns, counters)
+        self.deferred = deferred
 
     def tmp(self) -> str:
         return _fresh(self.ns)
@@ -72,6 +75,10 @@ class _Gen:
                 if isinstance(v, Duration):
                     return "None", None, False
                 return self.const_src(v), v, type(v) is bool or v is None
+            if e.name in self.deferred:
+                a = self.tmp()
+                return (f"({self.p}P({a}) if type({a} := {self.fv}.get({e.name!r})) is _vpPending else {a})",
+                        _MISSING, False)
             return f"{self.fv}.get({e.name!r})", _MISSING, False
         if isinstance(e, ast.ListExpr):
             parts = [self.gen(x, depth + 1) for x in e.items]

@@ -9,6 +9,7 @@ hands out names unique within it, so several expressions can share one namespace
 from __future__ import annotations
 
 from varpulis_mp.engine.output import Counters
+from varpulis_mp.engine.pending import Pending
 from varpulis_mp.lang import values as V
 
 
@@ -48,6 +49,11 @@ class _Helpers:
             self.counters.expression_errors += 1
             return None
 
+    def take_pending(self, p: Pending) -> object:
+        """Read a deferred aggregate result: its errors count now (`pending`)."""
+        self.counters.expression_errors += p.errors
+        return p.value
+
     def call(self, name: str, args: list[object]) -> object:
         try:
             return V.call_scalar(name, args)
@@ -72,6 +78,8 @@ def _helper_prefix(ns: dict[str, object], counters: Counters) -> str:
     ns[p + "BT"] = h.binary_true
     ns[p + "N"] = h.negate
     ns[p + "C"] = h.call
+    ns[p + "P"] = h.take_pending
+    ns["_vpPending"] = Pending
     return p
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from varpulis_mp.engine.output import Counters
+from varpulis_mp.engine.pending import Pending
 from varpulis_mp.lang import ast
 from varpulis_mp.lang import values as V
 from varpulis_mp.lang.checked import Duration, Value
@@ -28,7 +29,11 @@ def interpret(expr: ast.Expr, constants: Mapping[str, Value], fields: dict[str, 
             if e.name in constants:
                 v = constants[e.name]
                 return None if isinstance(v, Duration) else v
-            return fields.get(e.name)
+            got = fields.get(e.name)
+            if isinstance(got, Pending):  # a deferred aggregate result: its errors count now
+                counters.expression_errors += got.errors
+                return got.value
+            return got
         if isinstance(e, ast.ListExpr):
             return [ev(x) for x in e.items]
         if isinstance(e, ast.IsNull):

@@ -1,8 +1,8 @@
 """`check`: every rule a program must pass before it runs (VPL.md §3, §5-§9, §13).
 
 Owns the whole-program pass: context declarations, the stream graph (duplicates, cycles,
-statically known fields across streams), the routing warnings of §3.1 and §9.3, and the
-assembly of the CheckedProgram. Expression, window, constant and per-stream rules live in the
+statically known fields across streams), the routing warnings of §3.1 and §9.3, the program-size
+limits (`check_size`), and the assembly of the CheckedProgram. Expression, window, constant and per-stream rules live in the
 `check_*` and `constants` modules this one drives. All errors and warnings are collected; any
 error raises ProgramError carrying every diagnostic.
 """
@@ -13,6 +13,7 @@ from varpulis_mp.errors import ProgramError, SourcePos
 from varpulis_mp.lang import ast
 from varpulis_mp.lang.check_connectors import ConnectorChecker
 from varpulis_mp.lang.check_report import Reporter, first_token
+from varpulis_mp.lang.check_size import check_program_size
 from varpulis_mp.lang.check_streams import Fields, StreamChecker, StreamEnv, StreamResult, fold_fields
 from varpulis_mp.lang.checked import DEFAULT_CONTEXT, CheckedProgram, ContextInfo, StreamInfo
 from varpulis_mp.lang.constants import ConstantTable, check_constants
@@ -75,6 +76,7 @@ def check_program(program: ast.Program) -> CheckedProgram:
             )
         )
     _routing_warnings(contexts, streams, results, rep)
+    check_program_size(contexts, {r.context for r in results.values()}, rep)
 
     if rep.has_errors:
         raise ProgramError(rep.sorted())

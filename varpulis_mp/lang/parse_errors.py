@@ -3,8 +3,9 @@ token the grammar does not accept.
 
 Owns the exact messages of the spec: a lexical error carried by the token, the `not supported
 yet` features of §14 (unsupported tokens, declarations, sources, operations and expression
-forms), `unknown operation`, `comparison operators cannot be chained`, and otherwise `expected X,
-found Y` with the expected tokens named the way a user writes them.
+forms), `unknown operation`, `comparison operators cannot be chained` (only after a complete
+comparison: between two operators an operand is missing), and otherwise `expected X, found Y`
+with the expected tokens named the way a user writes them.
 """
 
 from __future__ import annotations
@@ -209,11 +210,16 @@ class _Diagnoser:
                 return self.diag(tok, "member access ('a.b') is not supported yet")
             if ttype == "LSQB":
                 return self.diag(tok, "indexing ('a[i]') is not supported yet")
-        if ttype in CMP_TYPES or ttype in ("IN", "IS") or (
-                ttype == "NOT" and nxt is not None and nxt.type == "IN"):
+        is_operator = ttype in BINARY_TYPES or ttype == "NOT"
+        # a comparison right after a complete comparison; after an operator an operand is missing
+        if (ttype in CMP_TYPES or ttype in ("IN", "IS") or (
+                ttype == "NOT" and nxt is not None and nxt.type == "IN")) and prev_t in OPERAND_END:
             if self._after_comparison(i):
                 return self.diag(self.toks[i], "comparison operators cannot be chained")
-        return self.diag(tok, f"expected {_describe_expected(expected)}, found {_describe_found(tok)}")
+        hint = None
+        if is_operator and prev is not None and (prev_t in BINARY_TYPES or prev_t == "NOT") and "NAME" in expected:
+            hint = f"an operand is missing between '{prev.text}' and '{tok.text}'"
+        return self.diag(tok, f"expected {_describe_expected(expected)}, found {_describe_found(tok)}", hint)
 
     def _in_expression(self, expected: set[str]) -> bool:
         return "PLUS" in expected or "STAR" in expected or "AND" in expected
