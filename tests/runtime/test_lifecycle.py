@@ -115,6 +115,8 @@ def test_sigterm_drains_like_the_end_of_input(big_events: Path) -> None:
     expected: list[list[Output]] = []
     expected_summary = run_local(program, _first_events(big_events, n), expected.append)
     assert got == expected
+    assert summary.interrupted_by == signal.SIGTERM
+    summary.interrupted_by = None
     assert summary == expected_summary
     assert wait_no_children() == []
 
