@@ -269,5 +269,7 @@ def test_bad_topics_are_refused_when_the_source_is_made() -> None:
         MQTT.sink("Broker", params(1883), {"topic": "a/+"}, "S", "ingest")
     with pytest.raises(ValueError, match="'qos'"):
         MQTT.source("Broker", params(1883), [Subscription("R", {"topic": "a", "qos": 2})], "ingest")
+    with pytest.raises(ValueError, match="'client_id'"):
+        MQTT.source("Broker", params(1883, client_id=""), [Subscription("R", {"topic": "a"})], "ingest")
     with pytest.raises(ValueError, match="'host'"):
         MQTT.source("Broker", {"port": 1}, [Subscription("R", {"topic": "a"})], "ingest")

@@ -56,7 +56,10 @@ class _Broker:
     def of(connector: str, params: Mapping[str, object]) -> _Broker:
         p = Params(connector, params)
         keepalive_ms = p.integer("keepalive", 60_000, 1)
-        return _Broker(p.text("host"), p.integer("port", 1883, 1, 65535), p.text("client_id", "varpulis-mp"),
+        client_id = p.text("client_id", "varpulis-mp")
+        if not client_id:  # a persistent session needs one, and an empty id is the broker's choice
+            raise ValueError(f"connector '{connector}': parameter 'client_id' must not be empty")
+        return _Broker(p.text("host"), p.integer("port", 1883, 1, 65535), client_id,
                        p.optional_text("username"), p.optional_text("password"),
                        max(1, (keepalive_ms + 999) // 1000))
 
