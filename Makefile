@@ -8,7 +8,7 @@ SHARED := ../shared
 # folders ..."), which pip shows even with --quiet; warnings that ask for a change still show.
 PIP_INSTALL := $(BIN)/python -W "ignore:Editable installation" -m pip install --quiet
 
-.PHONY: install demo test lint bench clean conformance
+.PHONY: install demo test lint bench clean conformance brokers
 
 install: $(STAMP)
 
@@ -23,8 +23,20 @@ demo: install
 	@echo
 	@echo "varpulis-mp is installed in $(VENV); to run it as README.md shows, first: . $(VENV)/bin/activate"
 
-test: install
+test: install brokers
 	$(BIN)/python -m pytest -q
+
+# The connector tests run a real MQTT broker (mosquitto; nats-server comes with the test extras).
+# Installed here when missing and allowed (root with apt-get); otherwise stop and say what to do.
+brokers:
+	@PATH="$$PATH:/usr/sbin:/usr/local/sbin"; command -v mosquitto >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing mosquitto (for the MQTT connector tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	  else \
+	    echo "make test needs mosquitto for the MQTT connector tests: install it (apt-get install mosquitto)" >&2; \
+	    exit 1; \
+	  fi; }
 
 lint: install
 	$(BIN)/ruff check varpulis_mp tests bench

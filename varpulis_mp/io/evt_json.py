@@ -12,6 +12,8 @@ import re
 
 from varpulis_mp.io.evt_text import I64_MAX, I64_MIN, LineProblem
 
+__all__ = ["JsonObject", "JsonValueError", "decode_json_value", "holds_object", "parse_json_event"]
+
 _PREFIX = "invalid JSON event: "
 _TIME_KEYS = ("ts", "timestamp")
 _KNOWN_WITH_DATA = frozenset({"event_type", "type", "data", "ts", "timestamp"})
@@ -19,6 +21,7 @@ _KNOWN_WITH_DATA = frozenset({"event_type", "type", "data", "ts", "timestamp"})
 _SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _MAX_INT_DIGITS = 25
+_JSON_WS = " \t\n\r"
 
 
 class _Reason(Exception):
@@ -97,24 +100,51 @@ def _has_object(value: object) -> bool:
     return False
 
 
-def _decode(text: str, start: int, end: int) -> object:
-    def bad(reason: str) -> LineProblem:
-        return LineProblem(start, _PREFIX + reason)
-
+def _decode_span(text: str, start: int, end: int) -> object:
+    """The JSON value spanning text[start:end] by step 1's rules; a problem raises _Reason."""
     try:
         value, stop = _DECODER.raw_decode(text[:end], start)
-    except _Reason as exc:
-        raise bad(str(exc)) from None
     except RecursionError:
-        raise bad("not valid JSON (nested too deeply)") from None
+        raise _Reason("not valid JSON (nested too deeply)") from None
     except ValueError:
-        raise bad("not valid JSON") from None
+        raise _Reason("not valid JSON") from None
     # Only spaces and tabs may follow the object; the caller has trimmed those.
     if stop != end:
-        raise bad("not valid JSON")
+        raise _Reason("not valid JSON")
     if "\\u" in text and _SURROGATE_ESCAPE_RE.search(text, start, end) and _has_surrogate(value):
-        raise bad("lone surrogate")
+        raise _Reason("lone surrogate")
     return value
+
+
+def _decode(text: str, start: int, end: int) -> object:
+    try:
+        return _decode_span(text, start, end)
+    except _Reason as exc:
+        raise LineProblem(start, _PREFIX + str(exc)) from None
+
+
+class JsonValueError(ValueError):
+    """JSON text that breaks §11.3 step 1; the message is the reason (`duplicate member 'x'`, ...)."""
+
+
+JsonObject = _Obj
+
+
+def decode_json_value(text: str) -> object:
+    """One JSON value by §11.3 step 1's rules (no duplicate members, numbers that fit, no lone
+    surrogates), objects as `JsonObject`s (members in document order); JSON whitespace may surround
+    it. Raises JsonValueError."""
+    start = len(text) - len(text.lstrip(_JSON_WS))
+    end = len(text.rstrip(_JSON_WS))
+    try:
+        return _decode_span(text, start, end)
+    except _Reason as exc:
+        raise JsonValueError(str(exc)) from None
+
+
+def holds_object(value: object) -> bool:
+    """Whether a decoded value is, or holds at any depth of its lists, a JSON object."""
+    return _has_object(value)
 
 
 def parse_json_event(

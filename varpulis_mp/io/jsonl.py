@@ -16,7 +16,7 @@ from typing import Any, Final, TextIO
 
 from varpulis_mp.engine.output import Output
 
-__all__ = ["JsonlSink", "jsonl_line"]
+__all__ = ["JsonlSink", "encode_fields", "jsonl_line"]
 
 # Records per chunk handed to the stream: large enough that writes cost little per record, small
 # enough that a long run does not hold much text.
@@ -43,6 +43,8 @@ def _make_field_encoder() -> Callable[[Any], str]:
 
 
 _encode_fields: Final = _make_field_encoder()
+# The same encoder for other writers of OUTPUT.md §1 values (connector payloads).
+encode_fields: Final = _encode_fields
 _encode_str: Final[Callable[[str], str]] = getattr(
     json.encoder, "c_encode_basestring", json.encoder.py_encode_basestring
 )
