@@ -170,7 +170,8 @@ def n_events(n: int):  # type: ignore[no-untyped-def]
 
 def take_until(partition, done, timeout: float = 10.0):  # type: ignore[no-untyped-def]
     """Takes batches from a source partition, sleeping on its wake descriptor, until
-    `done(events, rejected)`; returns both lists."""
+    `done(events, rejected)`; returns both lists. Each batch is committed once taken, as the
+    runtime does once its records are out (that is when a QoS 1 message is acknowledged)."""
     import select
 
     events: list = []
@@ -178,8 +179,12 @@ def take_until(partition, done, timeout: float = 10.0):  # type: ignore[no-untyp
     poller = select.poll()
     poller.register(partition.wake_fd(), select.POLLIN)
     deadline = time.monotonic() + timeout
+    taken = 0
     while True:
         batch = partition.next_batch()
+        taken += 1
+        if hasattr(partition, "commit"):
+            partition.commit(taken)
         events += batch.events
         rejected += batch.rejected
         if done(events, rejected):

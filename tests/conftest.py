@@ -6,9 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.brokers import Mosquitto, NatsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -57,3 +60,21 @@ def conformance_cases(kind: str) -> list[Path]:
 needs_shared = pytest.mark.skipif(
     not CONFORMANCE.is_dir(), reason=f"shared conformance suite not found at {CONFORMANCE}"
 )
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real mosquitto on a free loopback port, stopped at the end of the test."""
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real nats-server on a free loopback port, stopped at the end of the test."""
+    broker = NatsServer(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()

@@ -28,26 +28,29 @@ def test_the_wake_descriptor_is_readable_exactly_while_messages_wait() -> None:
     inbox.put(message("a/1", b"{}"))
     inbox.put(message("a/2", b"{}"))
     assert readable(fd)
-    assert len(inbox.take(limit=1).events) == 1
+    assert len(inbox.take(limit=1)[0].events) == 1
     assert readable(fd)
-    assert len(inbox.take().events) == 1
+    assert len(inbox.take()[0].events) == 1
     assert not readable(fd)
     inbox.close()
 
 
-def test_routing_acknowledges_every_message_taken() -> None:
+def test_every_message_taken_is_acknowledged_only_when_its_batch_is_committed() -> None:
     counters = ConnectorCounters()
     inbox = Inbox("B", counters)
     acks: list[str] = []
     for topic, payload in [("a/1/x", b'{"v": 1}'), ("a/1/x", b'{"event_type": "X", "v": 2}'),
                            ("a/2", b'{"event_type": "X"}'), ("b/1", b"{}"), ("c", b"{}"), ("a/3", b"[]")]:
         inbox.put(message(topic, payload, acks))
-    batch = inbox.take()
+    batch, pending = inbox.take()
+    assert acks == []  # nothing is acknowledged before its records are out
     assert [(e.type, e.fields) for e in batch.events] == [("A", {"v": 1}), ("X", {"v": 1}), ("X", {"v": 2})]
     assert batch.events[0].fields is not batch.events[1].fields
     assert [(r.reason, r.payload) for r in batch.rejected] == [
         ("type mismatch", b'{"event_type": "X"}'), ("unexpected topic", b"{}"), ("not an object", b"[]")]
     assert counters.ignored == 1  # b/1: the wire pattern b/# brought it, no subscription reads it
+    for ack in pending:
+        ack()
     assert acks == ["a/1/x", "a/1/x", "a/2", "b/1", "c", "a/3"]
     inbox.close()
 
@@ -69,7 +72,7 @@ def test_a_full_inbox_blocks_the_client_thread_until_room_or_close() -> None:
     t = threading.Thread(target=client_thread)
     t.start()
     assert not done.wait(0.3)
-    assert len(inbox.take(limit=1).events) == 1  # room for one: a/4 goes in, a/5 waits
+    assert len(inbox.take(limit=1)[0].events) == 1  # room for one: a/4 goes in, a/5 waits
     assert not done.wait(0.3)
     inbox.close()  # a closing source releases the client thread
     assert done.wait(5)

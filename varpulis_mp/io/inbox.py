@@ -4,7 +4,9 @@ The client thread (paho's network thread, the NATS asyncio thread) `put`s each m
 arrives and blocks while the queue is full: backpressure, which for MQTT QoS 1 also holds back the
 acknowledgements and so the broker. The processing loop takes what is there with `take`, which
 decodes the payloads (`payloads`), gives each its type (`topics.Router`) and returns one
-`EventBatch` with the rejections beside the events; then the taken messages are acknowledged.
+`EventBatch` with the rejections beside the events. The taken messages are acknowledged only when
+the runtime commits their batch (io/ports.py): once their events were fully processed and their
+records delivered, so a crash before that leaves them with the broker.
 
 `wake_fd` is the read end of a pipe that holds one byte exactly while the queue is non-empty, so
 the loop can sleep in `poll` with the other descriptors it waits on.
@@ -86,8 +88,9 @@ class Inbox:
                 self._signalled = True
         return True
 
-    def take(self, limit: int = TAKE_LIMIT) -> EventBatch:
-        """The events and rejections of up to `limit` queued messages, which are then acknowledged."""
+    def take(self, limit: int = TAKE_LIMIT) -> tuple[EventBatch, list[Callable[[], None]]]:
+        """The events and rejections of up to `limit` queued messages, and their acknowledgements
+        (to call once the batch is committed)."""
         with self._room:
             count = min(limit, len(self._queue))
             messages = [self._queue.popleft() for _ in range(count)]
@@ -99,10 +102,7 @@ class Inbox:
         batch = EventBatch([])
         for message in messages:
             self._decode(message, batch)
-        for message in messages:
-            if message.ack is not None:
-                message.ack()
-        return batch
+        return batch, [m.ack for m in messages if m.ack is not None]
 
     def _decode(self, message: Message, batch: EventBatch) -> None:
         topic = message.topic
@@ -160,6 +160,9 @@ class InboxPartition:
         self.counters = ConnectorCounters()
         self._inbox = Inbox(name, self.counters, capacity)
         self._closed = False
+        self._batch_no = 0
+        self._unacked: deque[tuple[int, list[Callable[[], None]]]] = deque()  # (batch number, acks)
+        self._ack_lock = threading.Lock()  # commits come from the supervisor's loop
 
     def wake_fd(self) -> int:
         return self._inbox.wake_fd()
@@ -168,7 +171,22 @@ class InboxPartition:
         """What arrived since the last call (possibly nothing); StopIteration once closed."""
         if self._closed:
             raise StopIteration
-        return self._inbox.take()
+        batch, acks = self._inbox.take()
+        with self._ack_lock:
+            self._batch_no += 1
+            if acks:
+                self._unacked.append((self._batch_no, acks))
+        return batch
+
+    def commit(self, batches: int) -> None:
+        """Acknowledge the messages of the first `batches` batches: their records are out."""
+        due: list[Callable[[], None]] = []
+        with self._ack_lock:
+            while self._unacked and self._unacked[0][0] <= batches:
+                due.extend(self._unacked.popleft()[1])
+        for ack in due:
+            if not self._closed:
+                ack()
 
     def next_awake(self) -> float | None:
         return None if len(self._inbox) else time.monotonic() + _IDLE_AWAKE_S

@@ -105,9 +105,10 @@ class WakeableSource(Protocol):
 
 @runtime_checkable
 class CommittingSource(Protocol):
-    def commit(self) -> None:
-        """Everything handed out so far has been fully processed: its records were delivered.
-        (Where an acknowledgement is due, this is when it is given.)"""
+    def commit(self, batches: int) -> None:
+        """The first `batches` batches this partition handed out (counting every `next_batch`
+        that returned) have been fully processed: their records were delivered. Where an
+        acknowledgement is due, this is when it is given."""
         ...
 
 

@@ -31,6 +31,8 @@ class PostedEvents:
         self.posted = 0  # events put so far
         self.taken = 0  # events handed to the feed
         self.committed = 0  # events fully processed
+        self._batches: deque[tuple[int, int]] = deque()  # (batch number, events taken with it)
+        self._batch_no = 0
         self.ended = False
 
     # -- the posting side ----------------------------------------------------------------------
@@ -77,19 +79,20 @@ class PostedEvents:
         except (BlockingIOError, OSError):
             pass
         with self._cond:
-            if not self._queue:
-                if self.ended:
-                    raise StopIteration
-                return EventBatch([])
+            if not self._queue and self.ended:
+                raise StopIteration
             events = list(self._queue)
             self._queue.clear()
             self.taken += len(events)
+            self._batch_no += 1  # every batch that returns counts, empty ones too (io/ports.py)
+            self._batches.append((self._batch_no, self.taken))
             self._cond.notify_all()
             return EventBatch(events)
 
-    def commit(self) -> None:
+    def commit(self, batches: int) -> None:
         with self._cond:
-            self.committed = self.taken
+            while self._batches and self._batches[0][0] <= batches:
+                self.committed = self._batches.popleft()[1]
             self._cond.notify_all()
         if self._on_commit is not None:
             self._on_commit(self.committed)

@@ -11,7 +11,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.errors import (
@@ -25,7 +25,7 @@ from varpulis_mp.errors import (
 )
 from varpulis_mp.io import readers
 from varpulis_mp.io.line_source import LineSource
-from varpulis_mp.io.ports import SinkPartition
+from varpulis_mp.io.ports import Sink, SinkPartition
 from varpulis_mp.io.sinks import RUN_TITLES, HumanSink, HumanView, JsonlSink, format_summary
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
@@ -35,6 +35,9 @@ from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.outputs import Discard, RecordRouter
 from varpulis_mp.runtime.progress import ProgressBar
 from varpulis_mp.runtime.rejections import RejectionLog
+
+if TYPE_CHECKING:
+    from varpulis_mp.engine.plan import Plan
 
 Action = Callable[[], int]
 
@@ -396,12 +399,24 @@ def run(options: RunOptions) -> int:
     _print_diagnostics(diagnostics + errors)
     if errors:
         return EXIT_BAD_INPUT
+    from varpulis_mp.engine.plan import build_plan
+    from varpulis_mp.runtime import logs
+
+    logs.configure()
+    plan = build_plan(checked)
     log = RejectionLog()
     try:
-        sources = _live_sources(options)
+        sources = _live_sources(options, bool(plan.default_input_types))
     except OSError as exc:
         print(f"{options.input}: error: cannot read the input: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        connected = _open_connectors(plan)
+    except ValueError as exc:  # a connector that cannot be set up (connections.ConfigurationError)
+        print(f"{options.program}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if connected is not None:
+        sources += connected[0]
     feed = LiveFeed(sources, [s.name for s in checked.streams], log)
     out = sys.stdout
     human: HumanSink | None = None
@@ -414,11 +429,11 @@ def run(options: RunOptions) -> int:
         stdout = Discard()
     else:
         stdout = JsonlSink(out)
-    records = RecordRouter(stdout, {})
+    records = RecordRouter(stdout, connected[1] if connected is not None else {})
 
     heap.settle()
     try:
-        summary = _run_live(checked, options, feed, records.deliver)
+        summary = _run_live(checked, options, feed, records)
     except RuntimeFailure as exc:
         _close_quietly(records)
         print(f"error: {exc}", file=sys.stderr)
@@ -438,25 +453,39 @@ def run(options: RunOptions) -> int:
     return EXIT_OK
 
 
-def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed,
-              deliver: Callable[[list[Output], bool], None]) -> Summary:
+def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, records: RecordRouter) -> Summary:
     if _uses_processes(checked, options.inline):
         from varpulis_mp.runtime import live
         from varpulis_mp.runtime.supervisor import LiveInput, run_processes
 
+        # The connectors' clients start in the supervisor once the workers are forked.
         return run_processes(checked, sys.stdin.buffer, live.DISPLAY_PATH, lambda outputs: None,
                              channel_capacity=options.channel_capacity, pin=True,
-                             live=LiveInput(feed, deliver))
+                             live=LiveInput(feed, records.deliver, on_start=records.start))
     from varpulis_mp.runtime.live import run_live
 
-    return run_live(checked, feed, deliver)
+    records.start()
+    return run_live(checked, feed, records.deliver)
 
 
-def _live_sources(options: RunOptions) -> list[FeedSource]:
-    """The default input (RUN.md §2): `--input PATH`, `--input -`, or standard input."""
+def _live_sources(options: RunOptions, reads_default_input: bool) -> list[FeedSource]:
+    """The default input (RUN.md §2): `--input PATH`, `--input -`, or without `--input` standard
+    input when the program reads an event type without `.from`, none otherwise."""
+    if options.input is None and not reads_default_input:
+        return []
     if options.input is None or options.input == "-":
         return [FeedSource("input", "<stdin>", LineSource(sys.stdin.buffer.fileno()))]
     return [FeedSource("input", options.input, LineSource.open(options.input))]
+
+
+def _open_connectors(plan: Plan) -> tuple[list[FeedSource], dict[str, list[Sink]]] | None:
+    """The subscriptions and sinks of the program's connectors; None when it declares none (and
+    no connector module is imported)."""
+    if not plan.connectors:
+        return None
+    from varpulis_mp.runtime.connections import open_sinks, open_sources
+
+    return open_sources(plan), open_sinks(plan)
 
 
 def _close_quietly(records: RecordRouter) -> None:

@@ -52,8 +52,8 @@ class LiveReader(SourceThread):
             self._read()
         except Exception as exc:  # handed to the loop, which raises it there
             self._put(InputFailure(exc))
-        finally:
-            self._feed.close()
+        # The feed stays open: the supervisor commits its last batches once their records are out,
+        # then closes it (a broker's acknowledgements go before its DISCONNECT).
 
     def _read(self) -> None:
         tick_s = self._tick_s

@@ -20,8 +20,16 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from varpulis_mp.errors import EventFileError
-from varpulis_mp.io.ports import CommittingSource, EventBatch, LineBatch, SourcePartition, WakeableSource
+from varpulis_mp.io.ports import (
+    CommittingSource,
+    EventBatch,
+    LineBatch,
+    Source,
+    SourcePartition,
+    WakeableSource,
+)
 from varpulis_mp.io.readers import Event, EventParser
+from varpulis_mp.runtime.logs import runtime_log
 from varpulis_mp.runtime.rejections import RejectionLog
 
 __all__ = ["FeedSource", "LiveFeed", "wall_clock_ms"]
@@ -42,13 +50,25 @@ def reason_of(message: str) -> str:
 
 @dataclass(eq=False)
 class FeedSource:
-    """A source partition with the names its rejections and diagnostics go by."""
+    """A source partition with the names its rejections and diagnostics go by. A connector's
+    partition is built by `LiveFeed.start` from `source` (its description): in the process and
+    at the moment it runs, never before a fork."""
 
     name: str  # "input" or a connector's name
     display: str  # the path diagnostics name its lines by ("<stdin>", a file's path)
-    partition: SourcePartition
+    partition: SourcePartition | None = None
+    source: Source | None = field(default=None, repr=False)
     parser: EventParser | None = field(default=None, repr=False)
     lines_seen: int = 0  # for sources that do not number their lines
+
+    def built(self) -> SourcePartition:
+        if self.partition is None:
+            raise RuntimeError(f"source {self.name} was not started")
+        return self.partition
+
+    batches: int = 0  # batches taken from the partition so far (what commits count)
+    healthy: bool | None = None  # last seen health of a connector's partition (None: not told yet)
+    types: frozenset[str] | None = None  # the event types its lines may hold (None: any)
 
 
 class LiveFeed:
@@ -62,14 +82,21 @@ class LiveFeed:
         self.log = log
         self._contributed: set[int] = set()  # indexes into _all of sources that gave events since the last mark
         self._all = list(self._sources)
-        # (origin, sources) of chunks whose records are not all out yet (worker processes only).
-        self._marks: deque[tuple[int, list[CommittingSource]]] = deque()
+        # (origin, (partition, batches)) of chunks whose records are not all out yet (worker processes).
+        self._marks: deque[tuple[int, list[tuple[CommittingSource, int]]]] = deque()
         self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Build the partitions still to be built (connectors' clients start here)."""
+        for source in self._sources:
+            if source.partition is None:
+                assert source.source is not None
+                source.partition = source.source.build(0, 1)
 
     def processed(self) -> None:
         """Everything the feed gave so far has been processed and delivered (one-process driver)."""
-        for part in self._take_contributors():
-            part.commit()
+        for part, batches in self._take_contributors():
+            part.commit(batches)
 
     def mark(self, origin: int) -> None:
         """The events given so far take origins up to `origin` (multiprocess ingress thread)."""
@@ -85,17 +112,17 @@ class LiveFeed:
                 if not self._marks or self._marks[0][0] > origin:
                     return
                 _, contributors = self._marks.popleft()
-            for part in contributors:
-                part.commit()
+            for part, batches in contributors:
+                part.commit(batches)
 
-    def _take_contributors(self) -> list[CommittingSource]:
+    def _take_contributors(self) -> list[tuple[CommittingSource, int]]:
         if not self._contributed:
             return []
-        found: list[CommittingSource] = []
+        found: list[tuple[CommittingSource, int]] = []
         for i in sorted(self._contributed):
-            part = self._all[i].partition
-            if isinstance(part, CommittingSource):
-                found.append(part)
+            source = self._all[i]
+            if source.partition is not None and isinstance(source.partition, CommittingSource):
+                found.append((source.partition, source.batches))
         self._contributed.clear()
         return found
 
@@ -106,16 +133,19 @@ class LiveFeed:
     def chunks(self, stopped: Callable[[], bool], tick_s: float = POLL_S) -> Iterator[list[Event]]:
         """The events that arrived at each wake-up; an empty list when `tick_s` passed without any
         (a tick: the caller may look at the clock). Ends when every source has ended or `stopped()`."""
+        self.start()
         while self._sources and not stopped():
             ready = self._wait(tick_s)
             events: list[Event] = []
             for source in ready:
+                part = source.built()
                 try:
-                    batch = source.partition.next_batch()
+                    batch = part.next_batch()
                 except StopIteration:
-                    source.partition.close()
+                    part.close()
                     self._sources.remove(source)
                     continue
+                source.batches += 1
                 self._contributed.add(self._all.index(source))
                 for r in batch.rejected:
                     self.log.reject(r.source, r.reason, lambda r=r: r.detail)  # type: ignore[misc]
@@ -128,17 +158,19 @@ class LiveFeed:
 
     def close(self) -> None:
         for source in self._sources:
-            source.partition.close()
+            if source.partition is not None:
+                source.partition.close()
         self._sources.clear()
 
     def _wait(self, tick_s: float) -> list[FeedSource]:
         """The sources that have something (or whose awake time came), after at most `tick_s`."""
+        self._watch_health()
         now = time.monotonic()
         timeout = tick_s
         due: list[FeedSource] = []
         by_fd: dict[int, FeedSource] = {}
         for source in self._sources:
-            part = source.partition
+            part = source.built()
             if isinstance(part, WakeableSource):
                 by_fd[part.wake_fd()] = source
                 continue
@@ -155,6 +187,18 @@ class LiveFeed:
         elif timeout > 0:
             time.sleep(timeout)
         return due
+
+    def _watch_health(self) -> None:
+        """One log line when a connector's source becomes able to receive, or stops being."""
+        for source in self._sources:
+            healthy = getattr(source.partition, "healthy", None)
+            if not isinstance(healthy, bool) or healthy == source.healthy:
+                continue
+            if healthy:
+                runtime_log.info("connector %s: subscribed, receiving", source.name)
+            elif source.healthy is not None:
+                runtime_log.warning("connector %s: not receiving until it reconnects", source.name)
+            source.healthy = healthy
 
     def _parse_lines(self, source: FeedSource, batch: LineBatch, into: list[Event]) -> None:
         parser = source.parser
@@ -176,8 +220,13 @@ class LiveFeed:
                 diagnostic = exc.diagnostics[0]
                 self.log.reject(name, reason_of(diagnostic.message), diagnostic.render)
                 continue
-            if event is not None:
-                into.append(event)
+            if event is None:
+                continue
+            if source.types is not None and event.type not in source.types:
+                where = f"{source.display}:{lineno}: error: event type '{event.type}' is not read from {name}"
+                self.log.reject(name, "type mismatch", lambda where=where: where)  # type: ignore[misc]
+                continue
+            into.append(event)
         source.lines_seen = lineno
 
     @staticmethod

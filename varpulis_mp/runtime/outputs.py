@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from varpulis_mp.engine.output import Output
-from varpulis_mp.io.ports import SinkPartition
+from varpulis_mp.io.ports import Sink, SinkPartition
 
 __all__ = ["Discard", "RecordRouter"]
 
@@ -27,10 +27,18 @@ class Discard:
 
 
 class RecordRouter:
-    def __init__(self, stdout: SinkPartition, by_stream: Mapping[str, Sequence[SinkPartition]]) -> None:
+    """`sinks` are descriptions; `start()` builds them where and when they run (after any fork)."""
+
+    def __init__(self, stdout: SinkPartition, sinks: Mapping[str, Sequence[Sink]]) -> None:
         self._stdout = stdout
-        self._by_stream = {name: list(parts) for name, parts in by_stream.items() if parts}
+        self._sinks = {name: list(descriptions) for name, descriptions in sinks.items() if descriptions}
+        self._by_stream: dict[str, list[SinkPartition]] = {}
         self._closed = False
+
+    def start(self) -> None:
+        if self._sinks and not self._by_stream:
+            self._by_stream = {name: [d.build(0, 1) for d in descriptions]
+                               for name, descriptions in self._sinks.items()}
 
     def deliver(self, outputs: list[Output], flush: bool) -> None:
         self._stdout.write_batch(outputs, flush)

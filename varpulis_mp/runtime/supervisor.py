@@ -64,6 +64,7 @@ class LiveInput:
 
     feed: LiveFeed
     on_origin: Callable[[list[Output], bool], None]
+    on_start: Callable[[], None] | None = None  # called once the workers are forked (clients start there)
 
 
 def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
@@ -291,6 +292,10 @@ class _Supervisor:
             from varpulis_mp.runtime.live import session_gaps_ms, session_tick_s
 
             tick_s = session_tick_s(session_gaps_ms(self.program))
+            # After the fork: no worker inherits a client's thread or connection.
+            if self.live.on_start is not None:
+                self.live.on_start()
+            self.live.feed.start()
             self.reader = LiveReader(self.live.feed, types, batch, tick_s)
         elif self.blocks:
             self.reader = BlockReader(self.source, self.display_path, types, block_lines_for(self.capacity))
@@ -494,6 +499,8 @@ class _Supervisor:
                     self.reader.join(timeout=1.0)
                     if not self.reader.is_alive():
                         self.reader.close()  # else it is blocked reading a live source: leave its pipe
+                if self.live is not None:
+                    self.live.feed.close()
             finally:
                 if self.run_dir is not None:
                     self.run_dir.remove()

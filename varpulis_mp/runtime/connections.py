@@ -1,0 +1,68 @@
+"""A live run's connectors opened: the plan's subscriptions as feed sources, its `.to`s as sinks.
+
+Owns the step from plan data (engine/plan.py: each context's subscriptions and sinks) to built
+partitions (io/ports.py), through each kind's `ConnectorKind` (io/connectors.py), and the start-up
+checks that belong to it: a `password_env` variable that is not set is a configuration error
+naming the variable (exit 2), never a connection that fails later. The connectors are built in the
+process that runs the live feed and the output router (docs/run.md says where that is).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from varpulis_mp.engine.plan import Plan
+from varpulis_mp.io.connectors import Subscription, connector_kind
+from varpulis_mp.io.ports import Sink
+from varpulis_mp.runtime.live_feed import FeedSource
+
+__all__ = ["ConfigurationError", "open_sinks", "open_sources"]
+
+
+class ConfigurationError(ValueError):
+    """A connector cannot be set up from what the program and the environment say."""
+
+
+def _params(plan: Plan, connector: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = dict(plan.connectors[connector].params)
+    variable = params.get("password_env")
+    if variable:
+        value = os.environ.get(str(variable))
+        if value is None:
+            raise ConfigurationError(
+                f"connector '{connector}': environment variable {variable} (password_env) is not set")
+        params["password"] = value
+    if "client_id" in overrides:
+        params["client_id"] = overrides["client_id"]  # the process's own id (RUN.md §1.2)
+    return params
+
+
+def open_sources(plan: Plan) -> list[FeedSource]:
+    """One source per (connector, context): each holds that context's subscriptions of it (built
+    when the feed starts)."""
+    found: list[FeedSource] = []
+    for ctx in plan.contexts:
+        by_connector: dict[str, list[Any]] = {}
+        for sub in ctx.subscriptions:
+            by_connector.setdefault(sub.connector, []).append(sub)
+        for name, subs in by_connector.items():
+            kind = connector_kind(plan.connectors[name].kind)
+            params = _params(plan, name, subs[0].params)
+            source = kind.source(name, params, [Subscription(s.event_type, s.params) for s in subs], ctx.name)
+            types = frozenset(s.event_type for s in subs)
+            found.append(FeedSource(name, name, source=source, types=types))
+    return found
+
+
+def open_sinks(plan: Plan) -> dict[str, list[Sink]]:
+    """Each stream's `.to` sinks (descriptions, built where they run), in declaration order."""
+    found: dict[str, list[Sink]] = {}
+    for ctx in plan.contexts:
+        for stream, sinks in ctx.sinks.items():
+            for sink in sinks:
+                kind = connector_kind(sink.kind)
+                params = _params(plan, sink.connector, sink.params)
+                found.setdefault(stream, []).append(kind.sink(sink.connector, params, sink.params, stream, ctx.name))
+    return found
