@@ -11,7 +11,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.errors import (
@@ -25,7 +25,7 @@ from varpulis_mp.errors import (
 )
 from varpulis_mp.io import readers
 from varpulis_mp.io.line_source import LineSource
-from varpulis_mp.io.ports import Sink, SinkPartition
+from varpulis_mp.io.ports import SinkPartition
 from varpulis_mp.io.sinks import RUN_TITLES, HumanSink, HumanView, JsonlSink, format_summary
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
@@ -35,9 +35,6 @@ from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.outputs import Discard, RecordRouter
 from varpulis_mp.runtime.progress import ProgressBar
 from varpulis_mp.runtime.rejections import RejectionLog
-
-if TYPE_CHECKING:
-    from varpulis_mp.engine.plan import Plan
 
 Action = Callable[[], int]
 
@@ -410,13 +407,14 @@ def run(options: RunOptions) -> int:
     except OSError as exc:
         print(f"{options.input}: error: cannot read the input: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from varpulis_mp.runtime.connections import ConfigurationError, open_connectors
+
     try:
-        connected = _open_connectors(plan)
-    except ValueError as exc:  # a connector that cannot be set up (connections.ConfigurationError)
+        connector_sources, sinks = open_connectors(plan)
+    except ConfigurationError as exc:
         print(f"{options.program}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if connected is not None:
-        sources += connected[0]
+    sources += connector_sources
     feed = LiveFeed(sources, [s.name for s in checked.streams], log)
     out = sys.stdout
     human: HumanSink | None = None
@@ -429,7 +427,7 @@ def run(options: RunOptions) -> int:
         stdout = Discard()
     else:
         stdout = JsonlSink(out)
-    records = RecordRouter(stdout, connected[1] if connected is not None else {})
+    records = RecordRouter(stdout, sinks)
 
     heap.settle()
     try:
@@ -476,16 +474,6 @@ def _live_sources(options: RunOptions, reads_default_input: bool) -> list[FeedSo
     if options.input is None or options.input == "-":
         return [FeedSource("input", "<stdin>", LineSource(sys.stdin.buffer.fileno()))]
     return [FeedSource("input", options.input, LineSource.open(options.input))]
-
-
-def _open_connectors(plan: Plan) -> tuple[list[FeedSource], dict[str, list[Sink]]] | None:
-    """The subscriptions and sinks of the program's connectors; None when it declares none (and
-    no connector module is imported)."""
-    if not plan.connectors:
-        return None
-    from varpulis_mp.runtime.connections import open_sinks, open_sources
-
-    return open_sources(plan), open_sinks(plan)
 
 
 def _close_quietly(records: RecordRouter) -> None:

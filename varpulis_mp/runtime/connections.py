@@ -18,7 +18,7 @@ from varpulis_mp.io.connectors import Subscription, connector_kind
 from varpulis_mp.io.ports import Sink
 from varpulis_mp.runtime.live_feed import FeedSource
 
-__all__ = ["ConfigurationError", "open_sinks", "open_sources"]
+__all__ = ["ConfigurationError", "open_connectors", "open_sinks", "open_sources"]
 
 
 class ConfigurationError(ValueError):
@@ -66,3 +66,10 @@ def open_sinks(plan: Plan) -> dict[str, list[Sink]]:
                 params = _params(plan, sink.connector, sink.params)
                 found.setdefault(stream, []).append(kind.sink(sink.connector, params, sink.params, stream, ctx.name))
     return found
+
+
+def open_connectors(plan: Plan) -> tuple[list[FeedSource], dict[str, list[Sink]]]:
+    """The program's subscriptions and sinks (both empty for a program without connectors)."""
+    if not plan.connectors:
+        return [], {}
+    return open_sources(plan), open_sinks(plan)

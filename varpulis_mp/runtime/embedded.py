@@ -23,7 +23,7 @@ import sys
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from varpulis_mp.engine.output import Output
@@ -101,15 +101,33 @@ class _Delivery:
 _END = object()
 
 
+class _DeliverySink:
+    """The Sink partition (io/ports.py) that hands records to the runtime's subscribers."""
+
+    def __init__(self, delivery: _Delivery) -> None:
+        self._delivery = delivery
+
+    def write_batch(self, records: Sequence[Output], flush: bool) -> None:
+        self._delivery.deliver((o.stream, o.ts, o.fields) for o in records if o.kind == "record")
+
+    def close(self) -> None:
+        pass
+
+
 class _InlineEngine:
     def __init__(self, checked: CheckedProgram, capacity: int, delivery: _Delivery) -> None:
+        from varpulis_mp.engine.plan import build_plan
+        from varpulis_mp.runtime.connections import open_connectors
         from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
+        from varpulis_mp.runtime.outputs import RecordRouter
         from varpulis_mp.runtime.rejections import RejectionLog
 
         self._posted = PostedEvents(capacity)
         self._delivery = delivery
-        self._feed = LiveFeed([FeedSource("post", "<post>", self._posted)], [s.name for s in checked.streams],
-                              RejectionLog())
+        sources, sinks = open_connectors(build_plan(checked))  # as `run`: connectors work here too
+        self._feed = LiveFeed([FeedSource("post", "<post>", self._posted, ends_feed=True), *sources],
+                              [s.name for s in checked.streams], RejectionLog())
+        self._records = RecordRouter(_DeliverySink(delivery), sinks)
         self._checked = checked
         self._summary: dict[str, int] | None = None
         self.failure: str | None = None
@@ -120,11 +138,10 @@ class _InlineEngine:
         from varpulis_mp.runtime.host import summary_dict
         from varpulis_mp.runtime.live import run_live
 
-        def deliver(outputs: list[Output], flush: bool) -> None:
-            self._delivery.deliver((o.stream, o.ts, o.fields) for o in outputs if o.kind == "record")
-
         try:
-            self._summary = summary_dict(run_live(self._checked, self._feed, deliver))
+            self._records.start()
+            self._summary = summary_dict(run_live(self._checked, self._feed, self._records.deliver))
+            self._records.close()
         except Exception as exc:  # noqa: BLE001 - reported by the next call
             self.failure = f"{type(exc).__name__}: {exc}"
             self._posted.close()
@@ -242,6 +259,10 @@ class Runtime:
         if channel_capacity < 1:
             raise ValueError("channel_capacity must be at least 1")
         checked = program if isinstance(program, CheckedProgram) else check(program)
+        from varpulis_mp.engine.plan import build_plan
+        from varpulis_mp.runtime.connections import open_connectors
+
+        open_connectors(build_plan(checked))  # a missing password_env variable fails here, by name
         self._streams = frozenset(s.name for s in checked.streams)
         self._delivery = _Delivery(Record, channel_capacity)
         self._drain_timeout = drain_timeout

@@ -24,6 +24,7 @@ from varpulis_mp.io.posted import PostedEvents
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import host_pipe
 from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
+from varpulis_mp.runtime.outputs import RecordRouter
 from varpulis_mp.runtime.rejections import RejectionLog
 
 __all__ = ["main", "summary_dict"]
@@ -79,17 +80,28 @@ def main() -> int:
     except ProgramError as exc:
         write([host_pipe.FAILED, str(exc)])
         return 2
+    from varpulis_mp.engine.plan import build_plan
+    from varpulis_mp.runtime.connections import ConfigurationError, open_connectors
+
+    try:
+        sources, sinks = open_connectors(build_plan(checked))
+    except ConfigurationError as exc:
+        write([host_pipe.FAILED, str(exc)])
+        return 2
     posted = PostedEvents(capacity, on_commit=lambda n: write([host_pipe.COMMITTED, n]))
     pump = threading.Thread(target=_pump, args=(reader, frames[1:], posted), name="varpulis-host-input",
                             daemon=True)
     pump.start()
-    feed = LiveFeed([FeedSource("post", "<post>", posted)], [s.name for s in checked.streams], RejectionLog())
-    sink = _PipeRecords(write)
+    feed = LiveFeed([FeedSource("post", "<post>", posted, ends_feed=True), *sources], [s.name for s in checked.streams],
+                    RejectionLog())
+    records = RecordRouter(_PipeRecords(write), sinks)
     from varpulis_mp.runtime.supervisor import LiveInput, run_processes
 
     try:
         summary = run_processes(checked, sys.stdin.buffer, "<post>", lambda outputs: None,
-                                channel_capacity=capacity, pin=True, live=LiveInput(feed, sink.write_batch))
+                                channel_capacity=capacity, pin=True,
+                                live=LiveInput(feed, records.deliver, on_start=records.start))
+        records.close()
     except RuntimeFailure as exc:
         write([host_pipe.FAILED, str(exc)])
         return 1

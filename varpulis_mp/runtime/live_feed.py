@@ -69,6 +69,7 @@ class FeedSource:
     batches: int = 0  # batches taken from the partition so far (what commits count)
     healthy: bool | None = None  # last seen health of a connector's partition (None: not told yet)
     types: frozenset[str] | None = None  # the event types its lines may hold (None: any)
+    ends_feed: bool = False  # its end ends the whole feed (an embedding host's posts: shutdown)
 
 
 class LiveFeed:
@@ -134,7 +135,8 @@ class LiveFeed:
         """The events that arrived at each wake-up; an empty list when `tick_s` passed without any
         (a tick: the caller may look at the clock). Ends when every source has ended or `stopped()`."""
         self.start()
-        while self._sources and not stopped():
+        ended = False
+        while self._sources and not stopped() and not ended:
             ready = self._wait(tick_s)
             events: list[Event] = []
             for source in ready:
@@ -144,6 +146,8 @@ class LiveFeed:
                 except StopIteration:
                     part.close()
                     self._sources.remove(source)
+                    if source.ends_feed:
+                        ended = True
                     continue
                 source.batches += 1
                 self._contributed.add(self._all.index(source))
