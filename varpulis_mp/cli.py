@@ -98,6 +98,17 @@ def _guarded(debug: bool, action: commands.Action) -> None:
     raise typer.Exit(status)
 
 
+_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+
+
+def _seconds(text: str) -> float | None:
+    """A duration option (`30s`, `500ms`, `2m`, or plain seconds) in seconds; None if malformed."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|)\s*", text)
+    return float(m[1]) * _UNITS_S[m[2]] if m else None
+
+
 def _silence_stdout() -> None:
     try:
         sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - stays open until exit
@@ -186,6 +197,11 @@ def run(
     channel_capacity: Annotated[
         int, typer.Option("--channel-capacity", min=1, help="Events in flight per channel between worker processes.")
     ] = 1000,
+    drain_timeout: Annotated[
+        str, typer.Option("--drain-timeout", metavar="DURATION",
+                          help="How long the drain after SIGTERM/SIGINT may take (30s, 500ms, 2m); past it "
+                               "the run stops hard and exits 1.")
+    ] = "30s",
     debug: DebugOption = False,
 ) -> None:
     """Run a program on live `.evt` lines from standard input until the input ends or SIGTERM/SIGINT.
@@ -198,8 +214,13 @@ def run(
     if chosen is None or (program is not None and file is not None):
         print("error: give the program once, as an argument or with --file", file=sys.stderr)
         raise typer.Exit(2)
+    drain_s = _seconds(drain_timeout)
+    if drain_s is None:
+        print(f"error: --drain-timeout must be a duration such as 30s or 500ms, got {drain_timeout!r}",
+              file=sys.stderr)
+        raise typer.Exit(2)
     options = commands.RunOptions(program=str(chosen), input=input_path, output=output.value, inline=inline,
-                                  channel_capacity=channel_capacity)
+                                  channel_capacity=channel_capacity, drain_timeout_s=drain_s)
     _guarded(debug, lambda: commands.run(options))
 
 

@@ -68,3 +68,41 @@ def test_a_flood_of_bad_lines_is_counted_exactly_and_logged_briefly(tmp_path: Pa
     assert "Rejected events:  100000" in proc.stderr
     assert "rejected: 50000 x invalid UTF-8" in proc.stderr
     assert len(proc.stderr.splitlines()) < 40  # the first of each reason, the totals and the summary
+
+
+def test_a_drain_past_its_deadline_stops_hard_and_exits_1(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    program = _program(tmp_path, "context a\ncontext b\nstream Echo = R.context(a).where(v > 0).emit(context: b, v: v)\n"
+                                 "stream Twice = Echo.context(b).emit(w: v * 2)\n")
+    proc = subprocess.Popen([*varpulis_command(), "run", str(program), "--drain-timeout", "1s"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"@1 R { v: 1 }\n")
+        proc.stdin.flush()
+        assert b'"Twice"' in proc.stdout.readline() + proc.stdout.readline()
+        stuck = [w for w in psutil.Process(proc.pid).children() if w.name() == "vmp-b"][0]
+        os.kill(stuck.pid, signal.SIGSTOP)  # a context that cannot finish its drain
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 1
+    assert "the drain took longer than --drain-timeout 1s before context 'b' finished" in err.decode()
+    assert took < 10
+    assert "Traceback" not in err.decode()
+
+
+def test_a_malformed_drain_timeout_is_a_usage_error(tmp_path: Path) -> None:
+    proc = run_cli("run", str(_program(tmp_path)), "--drain-timeout", "soon")
+    assert proc.returncode == 2
+    assert "--drain-timeout must be a duration" in proc.stderr

@@ -385,6 +385,7 @@ class RunOptions:
     output: str = "jsonl"  # jsonl, human or none
     inline: bool = False
     channel_capacity: int = 1000
+    drain_timeout_s: float = 30.0
 
 
 def run(options: RunOptions) -> int:
@@ -459,7 +460,8 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
         # The connectors' clients start in the supervisor once the workers are forked.
         return run_processes(checked, sys.stdin.buffer, live.DISPLAY_PATH, lambda outputs: None,
                              channel_capacity=options.channel_capacity, pin=True,
-                             live=LiveInput(feed, records.deliver, on_start=records.start))
+                             live=LiveInput(feed, records.deliver, on_start=records.start,
+                                            drain_timeout_s=options.drain_timeout_s))
     from varpulis_mp.runtime.live import run_live
 
     records.start()

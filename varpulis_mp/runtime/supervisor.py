@@ -65,6 +65,7 @@ class LiveInput:
     feed: LiveFeed
     on_origin: Callable[[list[Output], bool], None]
     on_start: Callable[[], None] | None = None  # called once the workers are forked (clients start there)
+    drain_timeout_s: float | None = None  # how long a drain may take once a signal asked for it
 
 
 def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
@@ -200,6 +201,7 @@ class _Supervisor:
         self.last_child_check = 0.0
         self.draining = False
         self.interrupted_by: int | None = None  # the signal that asked for the drain
+        self.drain_deadline: float | None = None
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -315,6 +317,7 @@ class _Supervisor:
         readable = set(range(len(outputs)))  # what the last wait found readable (at first: try all)
         while True:
             self._dispatch_signals()
+            self._check_drain_deadline()
             self._check_children()
             for i, rcv in enumerate(outputs):
                 if i not in readable:
@@ -419,18 +422,27 @@ class _Supervisor:
                 self.handle_hard_stop()
 
     def handle_drain(self) -> None:
-        """First SIGTERM/SIGINT: stop reading and drain as at the end of input."""
+        """First SIGTERM/SIGINT: stop reading and drain as at the end of input (within the live
+        run's drain deadline, if it has one)."""
         self.draining = True  # before every worker is ready, the loop starts the drain at once
+        if self.live is not None and self.live.drain_timeout_s is not None:
+            self.drain_deadline = time.monotonic() + self.live.drain_timeout_s
         if self.router is not None:
             self.router.end_input()
 
-    def handle_hard_stop(self) -> None:
-        """Second signal: end the unfinished workers (TERM, then KILL) and say which did not finish."""
+    def handle_hard_stop(self, why: str = "stopped by a second signal") -> None:
+        """Second signal (or a drain past its deadline): end the unfinished workers (TERM, then
+        KILL) and say which did not finish."""
         unfinished = [w for i, w in enumerate(self.workers)
                       if w.status is None and not (self.merger.done[i] if self.merger.done else False)]
         self._terminate(unfinished)
         name = unfinished[0].spec.name if unfinished else self.workers[0].spec.name
-        raise RuntimeFailure(f"stopped by a second signal before context '{name}' finished")
+        raise RuntimeFailure(f"{why} before context '{name}' finished")
+
+    def _check_drain_deadline(self) -> None:
+        if self.drain_deadline is not None and time.monotonic() > self.drain_deadline:
+            assert self.live is not None and self.live.drain_timeout_s is not None
+            self.handle_hard_stop(f"the drain took longer than --drain-timeout {self.live.drain_timeout_s:g}s")
 
     def _stop_workers(self) -> None:
         """Every worker has finished: let them close their sockets and exit."""
