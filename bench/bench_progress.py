@@ -1,10 +1,12 @@
 """What the progress bar costs: `simulate --immediate --output jsonl > /dev/null` with standard error
 on a terminal (a pseudo-terminal, so the bar is drawn) against standard error on /dev/null.
 
-    .venv/bin/python bench/bench_progress.py [EVENTS] [PAIRS] [PROGRAM]
+    .venv/bin/python bench/bench_progress.py [EVENTS] [PAIRS] [PROGRAM] [COMMAND] [OUTPUT]
 
 Runs the two alternated, PAIRS times (default 5) over bench/gen.py's file of EVENTS events (default
 1,000,000) and prints each side's median wall time and the median ratio (terminal / no terminal).
+COMMAND replaces the installed `varpulis-mp` (to measure another build the same way); OUTPUT is
+`jsonl` (the default) or `human`.
 """
 
 from __future__ import annotations
@@ -61,8 +63,10 @@ def main() -> None:
     pairs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     program = sys.argv[3] if len(sys.argv) > 3 else "filter"
     events = gen.ensure(n, DATA / f"mixed_{n}.evt")
-    args = [cli(), "simulate", "-p", str(HERE / "programs" / f"{program}.vpl"), "-e", str(events),
-            "--immediate", "--output", "jsonl"]
+    command = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else cli()
+    output = sys.argv[5] if len(sys.argv) > 5 else "jsonl"
+    args = [command, "simulate", "-p", str(HERE / "programs" / f"{program}.vpl"), "-e", str(events),
+            "--immediate", "--output", output]
     plain: list[float] = []
     bar: list[float] = []
     drawn = True
@@ -72,7 +76,7 @@ def main() -> None:
         bar.append(wall)
         drawn = drawn and shown
     ratios = [b / p for b, p in zip(bar, plain, strict=True)]
-    print(f"program {program}, {n} events, {pairs} alternated pairs")
+    print(f"program {program}, {n} events, --output {output}, {pairs} alternated pairs")
     print(f"no terminal: median {statistics.median(plain):.3f} s  ({min(plain):.3f}-{max(plain):.3f})")
     print(f"terminal:    median {statistics.median(bar):.3f} s  ({min(bar):.3f}-{max(bar):.3f}), bar drawn: {drawn}")
     print(f"ratio terminal / none: median {statistics.median(ratios):.3f}")
