@@ -197,3 +197,29 @@ def test_a_broker_restart_during_the_run_loses_no_qos1_message(tmp_path: Path, m
     # comes again (docs/connectors.md), so a record may appear twice, never not at all.
     assert hot == expected
     assert "connector Broker: connection lost" in run.stderr and " again" in run.stderr
+
+
+def test_each_client_runs_in_the_process_the_plan_names(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The sink of a stream of context `alerts` connects from the worker `vmp-alerts` (RUN.md §1.2)."""
+    import psutil
+
+    program = _program(tmp_path, mosquitto.port)
+    run = LiveRun(program)
+    try:
+        run.wait_for_err("connector Broker: subscribed, receiving")
+
+        def broker_peers() -> dict[str, int]:
+            found: dict[str, int] = {}
+            for proc in [psutil.Process(run.proc.pid), *psutil.Process(run.proc.pid).children()]:
+                n = sum(1 for c in proc.net_connections("tcp")
+                        if c.raddr and c.raddr.port == mosquitto.port and c.status == psutil.CONN_ESTABLISHED)
+                found[proc.name()] = n
+            return found
+
+        peers = wait_until(lambda: (p := broker_peers()).get("vmp-alerts") and p, 10, "the sink's connection")
+        status, _records = run.stop()
+    finally:
+        if run.proc.poll() is None:
+            run.stop(signal.SIGKILL)
+    assert status == 0, run.stderr
+    assert peers["vmp-alerts"] == 1  # the sink's client

@@ -25,7 +25,7 @@ from varpulis_mp.errors import (
 )
 from varpulis_mp.io import readers
 from varpulis_mp.io.line_source import LineSource
-from varpulis_mp.io.ports import SinkPartition
+from varpulis_mp.io.ports import Sink, SinkPartition
 from varpulis_mp.io.sinks import RUN_TITLES, HumanSink, HumanView, JsonlSink, format_summary
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
@@ -428,11 +428,13 @@ def run(options: RunOptions) -> int:
         stdout = Discard()
     else:
         stdout = JsonlSink(out)
-    records = RecordRouter(stdout, sinks)
+    processes = _uses_processes(checked, options.inline)
+    # With worker processes each stream's sinks run in its context's worker; else here.
+    records = RecordRouter(stdout, {} if processes else sinks)
 
     heap.settle()
     try:
-        summary = _run_live(checked, options, feed, records)
+        summary = _run_live(checked, options, feed, records, sinks)
     except RuntimeFailure as exc:
         _close_quietly(records)
         print(f"error: {exc}", file=sys.stderr)
@@ -452,7 +454,8 @@ def run(options: RunOptions) -> int:
     return EXIT_OK
 
 
-def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, records: RecordRouter) -> Summary:
+def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, records: RecordRouter,
+              sinks: dict[str, list[Sink]]) -> Summary:
     if _uses_processes(checked, options.inline):
         from varpulis_mp.runtime import live
         from varpulis_mp.runtime.supervisor import LiveInput, run_processes
@@ -461,7 +464,7 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
         return run_processes(checked, sys.stdin.buffer, live.DISPLAY_PATH, lambda outputs: None,
                              channel_capacity=options.channel_capacity, pin=True,
                              live=LiveInput(feed, records.deliver, on_start=records.start,
-                                            drain_timeout_s=options.drain_timeout_s))
+                                            drain_timeout_s=options.drain_timeout_s, sinks=sinks))
     from varpulis_mp.runtime.live import run_live
 
     records.start()

@@ -94,13 +94,13 @@ def main() -> int:
     pump.start()
     feed = LiveFeed([FeedSource("post", "<post>", posted, ends_feed=True), *sources], [s.name for s in checked.streams],
                     RejectionLog())
-    records = RecordRouter(_PipeRecords(write), sinks)
+    records = RecordRouter(_PipeRecords(write), {})  # the sinks run in their streams' workers
     from varpulis_mp.runtime.supervisor import LiveInput, run_processes
 
     try:
         summary = run_processes(checked, sys.stdin.buffer, "<post>", lambda outputs: None,
                                 channel_capacity=capacity, pin=True,
-                                live=LiveInput(feed, records.deliver, on_start=records.start))
+                                live=LiveInput(feed, records.deliver, on_start=records.start, sinks=sinks))
         records.close()
     except RuntimeFailure as exc:
         write([host_pipe.FAILED, str(exc)])

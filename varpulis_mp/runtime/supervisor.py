@@ -26,13 +26,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO, Any
 
 from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.engine.plan import Plan, build_plan
 from varpulis_mp.errors import EventFileError, RuntimeFailure
+from varpulis_mp.io.ports import Sink
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
 from varpulis_mp.runtime.ingress import InputReader, SourceThread
@@ -66,6 +67,7 @@ class LiveInput:
     on_origin: Callable[[list[Output], bool], None]
     on_start: Callable[[], None] | None = None  # called once the workers are forked (clients start there)
     drain_timeout_s: float | None = None  # how long a drain may take once a signal asked for it
+    sinks: dict[str, list[Sink]] = field(default_factory=dict)  # stream -> its `.to`s, run by its worker
 
 
 def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
@@ -103,6 +105,9 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
     blocks = whole and any(c.event_types for c in plan.contexts)
     specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set(),
                          block_ingress=blocks, jsonl_out=on_lines is not None)
+    if live is not None:
+        for spec in specs:  # each stream's sinks run in the worker of its context (RUN.md §1.2)
+            spec.sinks = {name: live.sinks[name] for name in spec.streams if name in live.sinks}
     with_flush = live.on_origin if live is not None else on_outputs
     if with_flush is not None:
         tell = with_flush

@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 from varpulis_mp.engine.output import Output
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.jsonl import jsonl_line
+from varpulis_mp.io.ports import Sink, SinkPartition
 from varpulis_mp.io.readers import EventParser
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import wire
@@ -69,6 +70,8 @@ class WorkerSpec:
     owners: dict[str, int] = field(default_factory=dict)
     # Records for the merger already written as JSON Lines (the output is JSON Lines).
     jsonl_out: bool = False
+    # A live run's `.to` sinks of hosted streams (descriptions; built here, after the fork).
+    sinks: dict[str, list[Sink]] = field(default_factory=dict)
 
 
 def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> NoReturn:
@@ -128,6 +131,8 @@ class _Worker:
         self.taker: BlockTaker | None = None
         self.merger_sealed = 0.0  # when the merger's channel last got a message
         self.last_tick = 0  # origin of the last live tick handled
+        self.sinks: dict[str, list[SinkPartition]] = {}
+        self.flushing = False  # the end-of-input flush is being handed out
         # Filled in by run() once the sockets exist.
         self.dests: dict[int, Outbox] = {}
         self.readers: dict[str, list[int]] = {name: list(dsts) for name, dsts in spec.outputs_to.items()}
@@ -159,6 +164,8 @@ class _Worker:
                 self.taker = BlockTaker(spec.index, spec.event_types, spec.owners, self.parser,
                                         self.flow.push_event, pushers, self._bad_line, self.emitted,
                                         self.batch, self._route)
+            # Ready means the sinks' clients exist too (RUN.md §6); a broker that is down is retried.
+            self.sinks = {name: [d.build(0, 1) for d in descriptions] for name, descriptions in spec.sinks.items()}
             if not self.ctl.try_send(wire.encode([(wire.READY, spec.index, os.getpid())])):
                 raise RuntimeError("cannot report ready")
             self.ready = True
@@ -222,6 +229,7 @@ class _Worker:
     def _drain(self, ingress: Receiver) -> None:
         """Every hosted stream has ended: send the counters, then hold the sockets open until the
         supervisor says every worker has finished (so nothing queued here can still be lost)."""
+        self._close_sinks()
         c = self.flow.counters
         merger = self.dests[MERGER]
         taker = self.taker
@@ -401,6 +409,7 @@ class _Worker:
         self._route()
         self.progress[source] = _ENDED
         ended = self.flow.end(source, flush_origin)
+        self.flushing = True
         self._route()
         for name in ended:
             self.ended.add(name)
@@ -437,6 +446,8 @@ class _Worker:
                 merger.count += len(chunk)
                 if merger.count >= batch:
                     merger.seal()
+        if self.sinks:
+            self._to_sinks(emitted)
         readers = self.readers
         if readers:
             dests = self.dests
@@ -447,6 +458,23 @@ class _Worker:
                 for dst in dsts:
                     dests[dst].add_record(o.stream, o.ts, o.origin, o.fields)
         emitted.clear()
+
+    def _to_sinks(self, emitted: list[Output]) -> None:
+        """Each hosted stream's records to its `.to` sinks, in the stream's order."""
+        grouped: dict[str, list[Output]] = {}
+        for o in emitted:
+            if o.kind == "record" and o.stream in self.sinks:
+                grouped.setdefault(o.stream, []).append(o)
+        for name, records in grouped.items():
+            for part in self.sinks[name]:
+                part.write_batch(records, self.flushing)
+
+    def _close_sinks(self) -> None:
+        """Every hosted stream has ended: the sinks deliver what they hold before the worker says so."""
+        sinks, self.sinks = self.sinks, {}
+        for parts in sinks.values():
+            for part in parts:
+                part.close()
 
     def _progress(self) -> None:
         """Pass on the progress of every hosted stream whose source moved on."""
