@@ -232,3 +232,12 @@ def test_simulate_reads_a_program_with_connectors_as_the_same_program_without(tm
     # The same summary; the only other line is the password warning.
     assert with_connectors.stderr.endswith(plain.stderr)
     assert not (tmp_path / "alerts.jsonl").exists()  # no connector was opened
+
+
+def test_the_connectors_example_checks_and_simulates_offline() -> None:
+    example = ROOT / "examples" / "connectors" / "iot_mqtt.vpl"
+    assert run_cli("check", str(example)).returncode == 0
+    proc = run_cli("simulate", "-p", str(example), "-e", str(example.with_suffix(".evt")), "--immediate",
+                   "--output", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert '"stream": "Peaks"' in proc.stdout

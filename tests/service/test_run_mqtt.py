@@ -200,7 +200,9 @@ def test_a_broker_restart_during_the_run_loses_no_qos1_message(tmp_path: Path, m
 
 
 def test_each_client_runs_in_the_process_the_plan_names(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    """The sink of a stream of context `alerts` connects from the worker `vmp-alerts` (RUN.md §1.2)."""
+    """The subscription declared by a stream of context `ingest` connects from the worker
+    `vmp-ingest`, the sink of a stream of `alerts` from `vmp-alerts`, none from the supervisor
+    (RUN.md §1.2)."""
     import psutil
 
     program = _program(tmp_path, mosquitto.port)
@@ -216,10 +218,13 @@ def test_each_client_runs_in_the_process_the_plan_names(tmp_path: Path, mosquitt
                 found[proc.name()] = n
             return found
 
-        peers = wait_until(lambda: (p := broker_peers()).get("vmp-alerts") and p, 10, "the sink's connection")
+        peers = wait_until(lambda: (p := broker_peers()).get("vmp-alerts") and p.get("vmp-ingest") and p, 10,
+                           "the clients' connections")
         status, _records = run.stop()
     finally:
         if run.proc.poll() is None:
             run.stop(signal.SIGKILL)
     assert status == 0, run.stderr
     assert peers["vmp-alerts"] == 1  # the sink's client
+    assert peers["vmp-ingest"] == 1  # the subscription's client
+    assert sum(peers.values()) == 2  # the supervisor holds none

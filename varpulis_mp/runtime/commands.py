@@ -411,11 +411,13 @@ def run(options: RunOptions) -> int:
     from varpulis_mp.runtime.connections import ConfigurationError, open_connectors
 
     try:
-        connector_sources, sinks = open_connectors(plan)
+        subscriptions, sinks = open_connectors(plan)
     except ConfigurationError as exc:
         print(f"{options.program}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    sources += connector_sources
+    processes = _uses_processes(checked, options.inline)
+    if not processes:  # else each runs in the worker of its stream, relayed to the feed
+        sources += [source for by_context in subscriptions.values() for source in by_context]
     feed = LiveFeed(sources, [s.name for s in checked.streams], log)
     out = sys.stdout
     human: HumanSink | None = None
@@ -428,13 +430,12 @@ def run(options: RunOptions) -> int:
         stdout = Discard()
     else:
         stdout = JsonlSink(out)
-    processes = _uses_processes(checked, options.inline)
     # With worker processes each stream's sinks run in its context's worker; else here.
     records = RecordRouter(stdout, {} if processes else sinks)
 
     heap.settle()
     try:
-        summary = _run_live(checked, options, feed, records, sinks)
+        summary = _run_live(checked, options, feed, records, sinks, subscriptions)
     except RuntimeFailure as exc:
         _close_quietly(records)
         print(f"error: {exc}", file=sys.stderr)
@@ -455,7 +456,7 @@ def run(options: RunOptions) -> int:
 
 
 def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, records: RecordRouter,
-              sinks: dict[str, list[Sink]]) -> Summary:
+              sinks: dict[str, list[Sink]], subscriptions: dict[str, list[FeedSource]]) -> Summary:
     if _uses_processes(checked, options.inline):
         from varpulis_mp.runtime import live
         from varpulis_mp.runtime.supervisor import LiveInput, run_processes
@@ -464,7 +465,8 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
         return run_processes(checked, sys.stdin.buffer, live.DISPLAY_PATH, lambda outputs: None,
                              channel_capacity=options.channel_capacity, pin=True,
                              live=LiveInput(feed, records.deliver, on_start=records.start,
-                                            drain_timeout_s=options.drain_timeout_s, sinks=sinks))
+                                            drain_timeout_s=options.drain_timeout_s, sinks=sinks,
+                                            subscriptions=subscriptions))
     from varpulis_mp.runtime.live import run_live
 
     records.start()

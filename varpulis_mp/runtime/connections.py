@@ -18,7 +18,7 @@ from varpulis_mp.io.connectors import Subscription, connector_kind
 from varpulis_mp.io.ports import Sink
 from varpulis_mp.runtime.live_feed import FeedSource
 
-__all__ = ["ConfigurationError", "open_connectors", "open_sinks", "open_sources"]
+__all__ = ["ConfigurationError", "open_connectors", "open_sinks", "open_sources", "sources_by_context"]
 
 
 class ConfigurationError(ValueError):
@@ -42,7 +42,12 @@ def _params(plan: Plan, connector: str, overrides: Mapping[str, Any]) -> dict[st
 def open_sources(plan: Plan) -> list[FeedSource]:
     """One source per (connector, context): each holds that context's subscriptions of it (built
     when the feed starts)."""
-    found: list[FeedSource] = []
+    return [source for sources in sources_by_context(plan).values() for source in sources]
+
+
+def sources_by_context(plan: Plan) -> dict[str, list[FeedSource]]:
+    """`open_sources`, by the context whose worker runs each (that of the stream that declared it)."""
+    found: dict[str, list[FeedSource]] = {}
     for ctx in plan.contexts:
         by_connector: dict[str, list[Any]] = {}
         for sub in ctx.subscriptions:
@@ -52,7 +57,7 @@ def open_sources(plan: Plan) -> list[FeedSource]:
             params = _params(plan, name, subs[0].params)
             source = kind.source(name, params, [Subscription(s.event_type, s.params) for s in subs], ctx.name)
             types = frozenset(s.event_type for s in subs)
-            found.append(FeedSource(name, name, source=source, types=types))
+            found.setdefault(ctx.name, []).append(FeedSource(name, name, source=source, types=types))
     return found
 
 
@@ -68,8 +73,9 @@ def open_sinks(plan: Plan) -> dict[str, list[Sink]]:
     return found
 
 
-def open_connectors(plan: Plan) -> tuple[list[FeedSource], dict[str, list[Sink]]]:
-    """The program's subscriptions and sinks (both empty for a program without connectors)."""
+def open_connectors(plan: Plan) -> tuple[dict[str, list[FeedSource]], dict[str, list[Sink]]]:
+    """The program's subscriptions by context and its sinks by stream (both empty for a program
+    without connectors)."""
     if not plan.connectors:
-        return [], {}
-    return open_sources(plan), open_sinks(plan)
+        return {}, {}
+    return sources_by_context(plan), open_sinks(plan)

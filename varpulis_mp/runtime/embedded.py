@@ -124,7 +124,8 @@ class _InlineEngine:
 
         self._posted = PostedEvents(capacity)
         self._delivery = delivery
-        sources, sinks = open_connectors(build_plan(checked))  # as `run`: connectors work here too
+        subscriptions, sinks = open_connectors(build_plan(checked))  # as `run`: connectors work here too
+        sources = [source for by_context in subscriptions.values() for source in by_context]
         self._feed = LiveFeed([FeedSource("post", "<post>", self._posted, ends_feed=True), *sources],
                               [s.name for s in checked.streams], RejectionLog())
         self._records = RecordRouter(_DeliverySink(delivery), sinks)

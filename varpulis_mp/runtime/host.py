@@ -84,7 +84,7 @@ def main() -> int:
     from varpulis_mp.runtime.connections import ConfigurationError, open_connectors
 
     try:
-        sources, sinks = open_connectors(build_plan(checked))
+        subscriptions, sinks = open_connectors(build_plan(checked))
     except ConfigurationError as exc:
         write([host_pipe.FAILED, str(exc)])
         return 2
@@ -92,7 +92,7 @@ def main() -> int:
     pump = threading.Thread(target=_pump, args=(reader, frames[1:], posted), name="varpulis-host-input",
                             daemon=True)
     pump.start()
-    feed = LiveFeed([FeedSource("post", "<post>", posted, ends_feed=True), *sources], [s.name for s in checked.streams],
+    feed = LiveFeed([FeedSource("post", "<post>", posted, ends_feed=True)], [s.name for s in checked.streams],
                     RejectionLog())
     records = RecordRouter(_PipeRecords(write), {})  # the sinks run in their streams' workers
     from varpulis_mp.runtime.supervisor import LiveInput, run_processes
@@ -100,7 +100,8 @@ def main() -> int:
     try:
         summary = run_processes(checked, sys.stdin.buffer, "<post>", lambda outputs: None,
                                 channel_capacity=capacity, pin=True,
-                                live=LiveInput(feed, records.deliver, on_start=records.start, sinks=sinks))
+                                live=LiveInput(feed, records.deliver, on_start=records.start, sinks=sinks,
+                                               subscriptions=subscriptions))
         records.close()
     except RuntimeFailure as exc:
         write([host_pipe.FAILED, str(exc)])

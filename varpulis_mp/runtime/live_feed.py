@@ -29,7 +29,7 @@ from varpulis_mp.io.ports import (
     WakeableSource,
 )
 from varpulis_mp.io.readers import Event, EventParser
-from varpulis_mp.runtime.logs import runtime_log
+from varpulis_mp.runtime.logs import HealthWatch
 from varpulis_mp.runtime.rejections import RejectionLog
 
 __all__ = ["FeedSource", "LiveFeed", "wall_clock_ms"]
@@ -67,7 +67,6 @@ class FeedSource:
         return self.partition
 
     batches: int = 0  # batches taken from the partition so far (what commits count)
-    healthy: bool | None = None  # last seen health of a connector's partition (None: not told yet)
     types: frozenset[str] | None = None  # the event types its lines may hold (None: any)
     ends_feed: bool = False  # its end ends the whole feed (an embedding host's posts: shutdown)
 
@@ -77,6 +76,7 @@ class LiveFeed:
 
     def __init__(self, sources: Sequence[FeedSource], stream_names: Collection[str], log: RejectionLog) -> None:
         self._sources = list(sources)
+        self._stream_names = list(stream_names)
         for source in self._sources:
             # Events without `@T` take the arrival time, read once per line.
             source.parser = EventParser(source.display, stream_names, default_time=wall_clock_ms)
@@ -86,6 +86,14 @@ class LiveFeed:
         # (origin, (partition, batches)) of chunks whose records are not all out yet (worker processes).
         self._marks: deque[tuple[int, list[tuple[CommittingSource, int]]]] = deque()
         self._lock = threading.Lock()
+        self._health = HealthWatch()
+
+    def add(self, source: FeedSource) -> None:
+        """One more source, before the feed starts."""
+        if source.parser is None:
+            source.parser = EventParser(source.display, self._stream_names, default_time=wall_clock_ms)
+        self._sources.append(source)
+        self._all.append(source)
 
     def start(self) -> None:
         """Build the partitions still to be built (connectors' clients start here)."""
@@ -193,16 +201,9 @@ class LiveFeed:
         return due
 
     def _watch_health(self) -> None:
-        """One log line when a connector's source becomes able to receive, or stops being."""
         for source in self._sources:
-            healthy = getattr(source.partition, "healthy", None)
-            if not isinstance(healthy, bool) or healthy == source.healthy:
-                continue
-            if healthy:
-                runtime_log.info("connector %s: subscribed, receiving", source.name)
-            elif source.healthy is not None:
-                runtime_log.warning("connector %s: not receiving until it reconnects", source.name)
-            source.healthy = healthy
+            if source.partition is not None:
+                self._health.look(source.name, source.partition)
 
     def _parse_lines(self, source: FeedSource, batch: LineBatch, into: list[Event]) -> None:
         parser = source.parser

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["configure", "runtime_log"]
+__all__ = ["HealthWatch", "configure", "runtime_log"]
 
 runtime_log = logging.getLogger("varpulis_mp.runtime")
 
@@ -28,3 +28,25 @@ def configure() -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     root.propagate = False
+
+
+class HealthWatch:
+    """One log line when a connector's source becomes able to receive, or stops being (its
+    partition's `healthy`, looked at whenever its loop comes round)."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, bool] = {}
+
+    def look(self, name: str, partition: object) -> None:
+        healthy = getattr(partition, "healthy", None)
+        if not isinstance(healthy, bool):
+            return
+        key = id(partition)
+        last = self._last.get(key)
+        if healthy == last:
+            return
+        self._last[key] = healthy
+        if healthy:
+            runtime_log.info("connector %s: subscribed, receiving", name)
+        elif last is not None:
+            runtime_log.warning("connector %s: not receiving until it reconnects", name)

@@ -58,6 +58,8 @@ class Merger:
         self.cross = 0
         self.flush_origin: int | None = None
         self.held = 0  # outputs held now (for tests and metrics)
+        # A live run's subscriptions held by workers: their batches go to the live feed (runtime/relay.py).
+        self.on_relayed: Callable[[int, list[Any]], None] | None = None
 
     def handle(self, worker: int, data: bytes) -> None:
         dec = self.decoders[worker]
@@ -90,6 +92,8 @@ class Merger:
                 self.errors.append((frame[1], wire.decode_diagnostic(frame[2])))
             elif kind == wire.FAIL:
                 self.failures.setdefault(worker, str(frame[1]))
+            elif kind == wire.RELAYED and self.on_relayed is not None:
+                self.on_relayed(worker, frame)
             else:
                 raise wire.WireError(f"unexpected frame kind {kind!r} from a worker")
 

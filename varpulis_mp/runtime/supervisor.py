@@ -38,8 +38,9 @@ from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
 from varpulis_mp.runtime.ingress import InputReader, SourceThread
 from varpulis_mp.runtime.ingress_blocks import BlockReader
-from varpulis_mp.runtime.live_feed import LiveFeed
+from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.merger import ENDED, Merger
+from varpulis_mp.runtime.relay import RelayedSource
 from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.transport import Receiver, Transport, batch_size_for, block_lines_for, wait
@@ -68,6 +69,8 @@ class LiveInput:
     on_start: Callable[[], None] | None = None  # called once the workers are forked (clients start there)
     drain_timeout_s: float | None = None  # how long a drain may take once a signal asked for it
     sinks: dict[str, list[Sink]] = field(default_factory=dict)  # stream -> its `.to`s, run by its worker
+    # context -> the subscriptions its worker runs (RUN.md §1.2), relayed to `feed` (runtime/relay.py)
+    subscriptions: dict[str, list[FeedSource]] = field(default_factory=dict)
 
 
 def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
@@ -119,7 +122,28 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
     sup = _Supervisor(program, plan, specs, events_source, display_path, on_origin_complete,
                       on_input_event, channel_capacity, skip_empty or whole or live is not None,
                       on_lines, live)
+    if live is not None:
+        _relay_subscriptions(sup, live, specs)
     return sup.run()
+
+
+def _relay_subscriptions(sup: _Supervisor, live: LiveInput, specs: list[WorkerSpec]) -> None:
+    """Give each worker its subscriptions, and the live feed one `RelayedSource` per subscription."""
+    relayed: dict[tuple[int, int], RelayedSource] = {}
+    for spec in specs:
+        for sub, source in enumerate(live.subscriptions.get(spec.name, [])):
+            assert source.source is not None
+            spec.subscriptions.append(source.source)
+
+            def send_commit(batches: int, worker: int = spec.index, sub: int = sub) -> None:
+                if sup.router is not None:
+                    sup.router.outbox[worker].append(wire.encode([(wire.COMMIT, sub, batches)]))
+
+            relay = RelayedSource(send_commit)
+            relayed[(spec.index, sub)] = relay
+            live.feed.add(FeedSource(source.name, source.display, relay, types=source.types))
+    if relayed:
+        sup.merger.on_relayed = lambda worker, frame: relayed[(worker, frame[1])].relay(frame)
 
 
 def worker_specs(plan: Plan, capacity: int, display_path: str, pin: bool, unpinned: set[str], *,

@@ -28,6 +28,13 @@ its data and the progress that covers it together, in order. Frames:
 * `TICK origin now` — live runs only: the wall-clock time `now` (ms), taking origin `origin`;
   the worker closes its sessions idle for their gap, then passes the tick on to the contexts it
   feeds, before its progress.
+* `RELAYED sub batch lines first_line events rejections` — live runs only, worker to supervisor: batch
+  number `batch` of the worker's subscription `sub` (RUN.md §1.2: a subscription runs in the
+  worker of the stream that declared it), either raw `.evt` lines (from line `first_line`, 0 when
+  unnumbered) or built events `[type, ts or nil, fields]`, and its rejections
+  `[source, reason, detail, payload]`; an empty frame with `batch` -1 says the subscription ended.
+* `COMMIT sub batches` — live runs only, supervisor to worker: the first `batches` batches of
+  subscription `sub` are fully processed (its client may acknowledge them).
 * `STATS counters`, `ERROR origin diagnostic`, `FAIL message index` — a worker's final counters, a bad
   event line it found, and an internal failure, in band after the data they follow.
 * `READY index pid` — control socket only: a worker has bound its endpoints.
@@ -49,7 +56,7 @@ from varpulis_mp.engine.output import NO_KEY, Output, OutputKind
 from varpulis_mp.errors import Diagnostic, SourcePos
 
 __all__ = [
-    "BLOCK", "EOS", "ERROR", "FAIL", "LINES", "LINES_OUT", "TICK", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
+    "BLOCK", "COMMIT", "EOS", "RELAYED", "ERROR", "FAIL", "LINES", "LINES_OUT", "TICK", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
     "STATS", "STOP", "VERSION", "OUTPUT_KINDS", "OUTPUT_STRIDE", "Frame", "ShapeDecoder", "ShapeEncoder", "WireError", "decode",
     "decode_diagnostic", "decode_outputs", "encode", "encode_diagnostic", "encode_outputs", "make_encoder",
 ]
@@ -73,6 +80,8 @@ STOP: Final = 11
 BLOCK: Final = 12
 LINES_OUT: Final = 13
 TICK: Final = 14
+RELAYED: Final = 15
+COMMIT: Final = 16
 
 # A frame is a list (or tuple) whose first element is one of the kinds above.
 Frame = list[Any] | tuple[Any, ...]

@@ -30,12 +30,13 @@ from typing import Any, NoReturn
 from varpulis_mp.engine.output import Output
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.jsonl import jsonl_line
-from varpulis_mp.io.ports import Sink, SinkPartition
+from varpulis_mp.io.ports import Sink, SinkPartition, Source
 from varpulis_mp.io.readers import EventParser
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.blocks import BlockTaker
 from varpulis_mp.runtime.child import prepare_child
+from varpulis_mp.runtime.relay import WorkerSubscriptions
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.shapes import LearnedShapes
 from varpulis_mp.runtime.transport import Outbox, Receiver, Transport, batch_size_for, wait
@@ -72,6 +73,8 @@ class WorkerSpec:
     jsonl_out: bool = False
     # A live run's `.to` sinks of hosted streams (descriptions; built here, after the fork).
     sinks: dict[str, list[Sink]] = field(default_factory=dict)
+    # A live run's subscriptions declared by hosted streams (runtime/relay.py).
+    subscriptions: list[Source] = field(default_factory=list)
 
 
 def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> NoReturn:
@@ -132,6 +135,7 @@ class _Worker:
         self.merger_sealed = 0.0  # when the merger's channel last got a message
         self.last_tick = 0  # origin of the last live tick handled
         self.sinks: dict[str, list[SinkPartition]] = {}
+        self.subs = WorkerSubscriptions(spec.subscriptions)
         self.flushing = False  # the end-of-input flush is being handed out
         # Filled in by run() once the sockets exist.
         self.dests: dict[int, Outbox] = {}
@@ -166,6 +170,7 @@ class _Worker:
                                         self.batch, self._route)
             # Ready means the sinks' clients exist too (RUN.md §6); a broker that is down is retried.
             self.sinks = {name: [d.build(0, 1) for d in descriptions] for name, descriptions in spec.sinks.items()}
+            self.subs.start()
             if not self.ctl.try_send(wire.encode([(wire.READY, spec.index, os.getpid())])):
                 raise RuntimeError("cannot report ready")
             self.ready = True
@@ -205,7 +210,14 @@ class _Worker:
                     owners.append(src)
             writers = [d for d in dests if d.outbox and d.sender is not None]
             timeout = FLUSH_S if self.dests[MERGER].frames else 1.0
-            ready_r, _, _ = wait(readers, [d.sender for d in writers if d.sender is not None], [], timeout)
+            subs = self.subs
+            fds: list[int] = []
+            if subs and self.started and not blocked:  # a full channel holds the brokers back too
+                fds = subs.fds()
+                timeout = subs.timeout(timeout)
+            ready_r, _, ready_fds = wait(readers, [d.sender for d in writers if d.sender is not None], fds, timeout)
+            if fds or (subs and self.started and not blocked):
+                subs.take(ready_fds, self.dests[MERGER].add)
             if not ready_r and not writers and os.getppid() != self.parent:
                 raise RuntimeError("the supervisor went away")
             for pos in ready_r:
@@ -247,7 +259,13 @@ class _Worker:
             ready, _, _ = wait([ingress], pending, [], 1.0)
             if ready:
                 while (data := ingress.try_recv()) is not None:
-                    stopped = stopped or any(frame[0] == wire.STOP for frame in wire.decode(data))
+                    for frame in wire.decode(data):
+                        if frame[0] == wire.STOP:
+                            stopped = True
+                        elif frame[0] == wire.COMMIT:  # the last batches' acknowledgements
+                            self.subs.commit(frame[1], frame[2])
+            if stopped:
+                self.subs.close()  # after the acknowledgements: a broker's DISCONNECT comes last
             if os.getppid() != self.parent:
                 raise RuntimeError("the supervisor went away")
 
@@ -276,6 +294,8 @@ class _Worker:
                 self._tick(frame[1], frame[2])
             elif kind == wire.START:
                 self._start(transport)
+            elif kind == wire.COMMIT:
+                self.subs.commit(frame[1], frame[2])
             else:
                 raise wire.WireError(f"unexpected frame kind {kind!r} on a worker's input")
         self._route()
