@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers import Mosquitto, NatsServer
+from tests.brokers import Endpoint, Mosquitto, NatsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -78,3 +78,12 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    """A local HTTP endpoint answering 200 (see `Endpoint.status`), stopped at the end of the test."""
+    e = Endpoint()
+    e.start()
+    yield e
+    e.stop()

@@ -202,6 +202,17 @@ def run(
                           help="How long the drain after SIGTERM/SIGINT may take (30s, 500ms, 2m); past it "
                                "the run stops hard and exits 1.")
     ] = "30s",
+    dead_letter: Annotated[
+        Optional[str],  # noqa: UP007
+        typer.Option("--dead-letter", metavar="PATH",
+                     help="Append what no sink will deliver, and input that cannot be read, to this JSON "
+                          "Lines file (without it they are counted and logged).", show_default=False),
+    ] = None,
+    circuit_reset: Annotated[
+        str, typer.Option("--circuit-reset", metavar="DURATION",
+                          help="How long a sink's circuit stays open (its records going to the dead letters) "
+                               "before one trial (30s, 500ms, 2m).")
+    ] = "30s",
     debug: DebugOption = False,
 ) -> None:
     """Run a program on live `.evt` lines from standard input until the input ends or SIGTERM/SIGINT.
@@ -219,8 +230,14 @@ def run(
         print(f"error: --drain-timeout must be a duration such as 30s or 500ms, got {drain_timeout!r}",
               file=sys.stderr)
         raise typer.Exit(2)
+    reset_s = _seconds(circuit_reset)
+    if reset_s is None or reset_s <= 0:
+        print(f"error: --circuit-reset must be a positive duration such as 30s or 500ms, got {circuit_reset!r}",
+              file=sys.stderr)
+        raise typer.Exit(2)
     options = commands.RunOptions(program=str(chosen), input=input_path, output=output.value, inline=inline,
-                                  channel_capacity=channel_capacity, drain_timeout_s=drain_s)
+                                  channel_capacity=channel_capacity, drain_timeout_s=drain_s,
+                                  dead_letter=dead_letter, circuit_reset_s=reset_s)
     _guarded(debug, lambda: commands.run(options))
 
 

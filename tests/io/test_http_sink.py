@@ -4,90 +4,17 @@ its bounded buffer (backpressure), retries through an outage, refusals and the c
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.brokers import free_port, record, wait_until
+from tests.brokers import Endpoint, free_port, record, wait_until
 from varpulis_mp.io.connector_spec import Monitored
 from varpulis_mp.io.connectors import Subscription, connector_kind
 from varpulis_mp.io.delivery import DeliverySink, DeliverySinkPartition
 
 HTTP = connector_kind("http")
-
-
-class Endpoint:
-    """A local HTTP endpoint that records what it is sent; it can be stopped and started again."""
-
-    def __init__(self, port: int | None = None, status: int = 200) -> None:
-        self.port = port or free_port()
-        self.status = status
-        self.requests: list[tuple[str, str, str, bytes]] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: list[socket.socket] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/alerts?src=vmp"
-
-    def start(self) -> None:
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                endpoint._connections.append(self.connection)
-
-            def _handle(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                endpoint.requests.append((self.command, self.path, self.headers["Content-Type"], body))
-                status = endpoint.status
-                if isinstance(status, int) and status == 400 and b'"bad": true' not in body:
-                    status = 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_POST = do_PUT = _handle
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stops listening and cuts the connections it has (keep-alive ones would go on otherwise)."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        for conn in self._connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._connections.clear()
-
-    def bodies(self) -> list[bytes]:
-        return [r[3] for r in self.requests]
-
-
-@pytest.fixture
-def endpoint() -> Iterator[Endpoint]:
-    e = Endpoint()
-    e.start()
-    yield e
-    e.stop()
 
 
 def sink(url: str, capacity: int | None = None, **more: object) -> DeliverySinkPartition:

@@ -75,3 +75,4 @@ class Summary:
     cross_context_events: int = 0
     counters: Counters = field(default_factory=Counters)
     interrupted_by: int | None = None  # the signal that ended the input early, if one did
+    dead_letters: int = 0  # `run`: records and payloads dead-lettered (RUN.md §6)

@@ -7,9 +7,13 @@ kind: MQTT, NATS, HTTP, file); while the broker or endpoint cannot be reached th
 and the thread reconnects with backoff (100 ms doubling, at most 5 s). `close()` delivers what
 is buffered within a deadline and reports what it could not.
 
-What becomes of records that cannot be delivered — refused by the endpoint, or still buffered at
-the close deadline — is a `DeliveryPolicy`'s decision: the place where a circuit breaker and a
-dead-letter file (RUN.md §6) plug in. The default logs and counts them: never a silent drop.
+Two seams decide what trouble does. A `DeliveryPolicy` (one per partition, made from the
+description's `PolicySpec`) is told how each attempt went and says when attempts may be made: the
+circuit breaker of RUN.md §6 (io/circuit.py) is one; without one, records wait for as long as it
+takes. Records that will not be delivered — refused by the endpoint, diverted while the circuit
+is open, or still buffered at the close deadline — go to an `UndeliveredRecords` with a short
+reason: the run's dead letters (io/dead_letters.py), or by default a log line. The partition
+counts them too: never a silent drop.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from varpulis_mp.engine.output import Output
@@ -28,13 +32,19 @@ from varpulis_mp.io.payloads import encode_record
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT_S",
     "DEFAULT_SINK_CAPACITY",
+    "REASON_CIRCUIT_OPEN",
+    "REASON_CLOSE_DEADLINE",
+    "REASON_REFUSED",
     "DeliveryPolicy",
     "DeliverySink",
     "DeliverySinkPartition",
     "LogUndelivered",
     "PartialDelivery",
+    "PolicySpec",
     "Transport",
     "TransportSpec",
+    "UndeliveredRecords",
+    "WaitAsLongAsItTakes",
 ]
 
 DEFAULT_SINK_CAPACITY: Final = 10_000
@@ -43,6 +53,12 @@ SEND_SLICE: Final = 500
 # How often a writer blocked on a full buffer looks whether the sender is still alive.
 _WAIT_RECHECK_S: Final = 0.2
 _log = logging.getLogger("varpulis_mp.connectors")
+
+# Why records were not delivered: the `reason` label of the dead-letter counts (low cardinality;
+# the error text says more).
+REASON_REFUSED: Final = "refused"
+REASON_CIRCUIT_OPEN: Final = "circuit open"
+REASON_CLOSE_DEADLINE: Final = "close deadline"
 
 
 class PartialDelivery(Exception):
@@ -76,16 +92,58 @@ class Transport(Protocol):
 
 
 class DeliveryPolicy(Protocol):
-    """What happens to records that cannot be delivered (the circuit breaker and dead letters' seam)."""
+    """One partition's rule for failures: told how each attempt went, it says when to attempt."""
 
-    def undeliverable(self, sink: str, payloads: Sequence[bytes], error: str) -> None: ...
+    @property
+    def circuit_open(self) -> bool:
+        """True while records are not trusted to the sink (for `varpulis_sink_circuit_open`)."""
+        ...
+
+    def attempt_failed(self, cause: str) -> None:
+        """A connection or a send failed without any answer."""
+        ...
+
+    def attempt_succeeded(self) -> None:
+        """A connection was made with nothing to send, or a send got at least one answer."""
+        ...
+
+    def open_for(self) -> float:
+        """Seconds before the next attempt may be made (0.0: now); records meanwhile are given up."""
+        ...
+
+
+class PolicySpec(Protocol):
+    """A policy as plain data: `policy` makes one partition's, in the process that sends."""
+
+    def policy(self, sink: str) -> DeliveryPolicy: ...
+
+
+class WaitAsLongAsItTakes:
+    """No circuit: records wait in the buffer (and writers behind it) until the sink is back."""
+
+    circuit_open = False
+
+    def attempt_failed(self, cause: str) -> None:
+        pass
+
+    def attempt_succeeded(self) -> None:
+        pass
+
+    def open_for(self) -> float:
+        return 0.0
+
+
+class UndeliveredRecords(Protocol):
+    """Where records go that will not be delivered: the dead letters, or a log line."""
+
+    def undeliverable(self, connector: str, payloads: Sequence[bytes], reason: str, error: str) -> None: ...
 
 
 class LogUndelivered:
-    """The default policy: a warning per occasion with the count, and the sink's counter."""
+    """The default: a warning per occasion with the count (the partition counts them too)."""
 
-    def undeliverable(self, sink: str, payloads: Sequence[bytes], error: str) -> None:
-        _log.warning("sink %s: %d record(s) not delivered: %s", sink, len(payloads), error)
+    def undeliverable(self, connector: str, payloads: Sequence[bytes], reason: str, error: str) -> None:
+        _log.warning("sink %s: %d record(s) not delivered (%s): %s", connector, len(payloads), reason, error)
 
 
 class DeliverySinkPartition:
@@ -93,14 +151,17 @@ class DeliverySinkPartition:
 
     def __init__(self, name: str, transport: Transport, encode: Callable[[Output], bytes], *,
                  capacity: int = DEFAULT_SINK_CAPACITY, close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
-                 policy: DeliveryPolicy | None = None, backoff: Backoff | None = None) -> None:
+                 policy: DeliveryPolicy | None = None, dead_letters: UndeliveredRecords | None = None,
+                 backoff: Backoff | None = None) -> None:
         self.name = name
         self.counters = ConnectorCounters()
         self._transport = transport
         self._encode = encode
         self._capacity = max(1, capacity)
         self._close_timeout = close_timeout
-        self._policy = policy or LogUndelivered()
+        self._policy: DeliveryPolicy = policy or WaitAsLongAsItTakes()
+        self._dead_letters: UndeliveredRecords = dead_letters or LogUndelivered()
+        self._last_cause = ""  # the last failure's, for records diverted while the circuit is open
         self._backoff = backoff or Backoff()
         self._buffer: deque[bytes] = deque()
         self._cond = threading.Condition()
@@ -119,6 +180,10 @@ class DeliverySinkPartition:
     @property
     def buffered(self) -> int:
         return len(self._buffer)
+
+    @property
+    def circuit_open(self) -> bool:
+        return self._policy.circuit_open
 
     def write_batch(self, records: list[Output], flush: bool) -> None:
         """Buffers the records' payloads, waiting while the buffer is full."""
@@ -156,11 +221,12 @@ class DeliverySinkPartition:
             left = list(self._buffer)
             self._buffer.clear()
         if left:
-            self._give_up(left, f"still buffered when the close deadline ({deadline:g} s) passed")
+            self._give_up(left, REASON_CLOSE_DEADLINE,
+                          f"still buffered when the close deadline ({deadline:g} s) passed")
 
-    def _give_up(self, payloads: Sequence[bytes], error: str) -> None:
+    def _give_up(self, payloads: Sequence[bytes], reason: str, error: str) -> None:
         self.counters.dead_lettered += len(payloads)
-        self._policy.undeliverable(self.name, payloads, error)
+        self._dead_letters.undeliverable(self.name, payloads, reason, error)
 
     def _next_slice(self) -> list[bytes] | None:
         with self._cond:
@@ -180,6 +246,10 @@ class DeliverySinkPartition:
     def _run(self) -> None:
         try:
             while not self._aborted:
+                if self._policy.open_for() > 0:
+                    if not self._divert():
+                        break
+                    continue
                 # Connect before there is anything to send, so that health shows from the start.
                 if not self._connected:
                     with self._cond:
@@ -196,6 +266,19 @@ class DeliverySinkPartition:
         finally:
             self._drop_connection()
 
+    def _divert(self) -> bool:
+        """While the circuit is open: the buffer, then what comes, goes to the dead letters, until
+        the trial is due. False once closing (nothing more can come)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._buffer or self._closing or self._aborted, self._policy.open_for())
+            taken = list(self._buffer)
+            self._buffer.clear()
+            self._cond.notify_all()
+            closing = self._closing
+        if taken:
+            self._give_up(taken, REASON_CIRCUIT_OPEN, f"circuit open: {self._last_cause}")
+        return not closing
+
     def _try_connect(self) -> None:
         try:
             self._transport.connect()
@@ -204,14 +287,27 @@ class DeliverySinkPartition:
             if not self._down_reported:
                 self._down_reported = True
                 _log.warning("sink %s: cannot connect (%s); retrying with backoff", self.name, exc)
-            self._pause()
+            self._failed(str(exc) or type(exc).__name__)
             return
         if self._down_reported:
             _log.info("sink %s: connected", self.name)
         self._down_reported = False
         self.counters.connects += 1
         self._connected = True
+        with self._cond:
+            idle = not self._buffer
+        if idle:  # the connection is the whole attempt; with records waiting, their send decides
+            self._succeeded()
+
+    def _succeeded(self) -> None:
+        self._policy.attempt_succeeded()
         self._backoff.reset()
+
+    def _failed(self, cause: str) -> None:
+        self._last_cause = cause
+        self._policy.attempt_failed(cause)
+        if self._policy.open_for() <= 0:  # an open circuit waits in `_divert` instead
+            self._pause()
 
     def _pause(self) -> None:
         """The backoff's wait; cut short by the close deadline, or by a close with nothing to send."""
@@ -228,20 +324,24 @@ class DeliverySinkPartition:
                 with self._cond:
                     refused = self._buffer.popleft()
                     self._cond.notify_all()
-                self._give_up([refused], exc.cause)
+                self._succeeded()  # the endpoint answered: it is there, it just will not take this one
+                self._give_up([refused], REASON_REFUSED, exc.cause)
             else:
+                if exc.delivered:
+                    self._succeeded()
                 self._lost(exc.cause)
         except Exception as exc:
             self._lost(str(exc) or type(exc).__name__)
         else:
             self._consumed(len(batch))
+            self._succeeded()
 
     def _lost(self, cause: str) -> None:
         self.counters.failures += 1
         self._down_reported = True
         _log.warning("sink %s: connection lost (%s); records wait in the buffer", self.name, cause)
         self._drop_connection()
-        self._pause()
+        self._failed(cause)
 
     def _drop_connection(self) -> None:
         if self._connected:
@@ -262,7 +362,9 @@ class TransportSpec(Protocol):
 class DeliverySink:
     """A Sink description: records of `stream` go as payloads (RUN.md §1.3) through `transport`.
 
-    `policy` is where the runtime plugs in its circuit breaker and dead letters (RUN.md §6).
+    `policy` (each partition gets its own: a circuit breaker) and `dead_letters` are where the
+    runtime makes the sink fail safely (RUN.md §6); without them records wait as long as it takes
+    and what is given up is logged.
     """
 
     name: str  # the connector's
@@ -270,10 +372,17 @@ class DeliverySink:
     transport: TransportSpec
     capacity: int = DEFAULT_SINK_CAPACITY
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S
-    policy: DeliveryPolicy | None = None
+    policy: PolicySpec | None = None
+    dead_letters: UndeliveredRecords | None = None
+
+    def guarded(self, policy: PolicySpec, dead_letters: UndeliveredRecords) -> DeliverySink:
+        """The same sink with a failure policy and somewhere for undeliverable records to go."""
+        return replace(self, policy=policy, dead_letters=dead_letters)
 
     def build(self, worker_index: int, worker_count: int) -> DeliverySinkPartition:
         # The transport opens here, so that a file that cannot be opened fails the start.
         transport = self.transport.open(worker_index, worker_count)
+        policy = self.policy.policy(self.name) if self.policy is not None else None
         return DeliverySinkPartition(self.name, transport, encode_record, capacity=self.capacity,
-                                     close_timeout=self.close_timeout, policy=self.policy)
+                                     close_timeout=self.close_timeout, policy=policy,
+                                     dead_letters=self.dead_letters)

@@ -102,6 +102,7 @@ _SUMMARY_ROWS: Final = (
     ("Sessions closed", False),
     ("Late events", False),
     ("Expression errors", False),
+    ("Dead letters", False),
 )
 
 
@@ -117,6 +118,7 @@ def format_summary(summary: Summary, title: str = SIMULATION_TITLES.complete) ->
         c.sessions_closed,
         c.late_events,
         c.expression_errors,
+        summary.dead_letters,
     )
     lines = ["", title, "=" * 22]  # 22 under every title: OUTPUT.md §2.4 fixes the width
     for (label, always), value in zip(_SUMMARY_ROWS, values, strict=True):

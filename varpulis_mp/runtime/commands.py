@@ -24,6 +24,7 @@ from varpulis_mp.errors import (
     count_line,
 )
 from varpulis_mp.io import readers
+from varpulis_mp.io.dead_letters import DeadLetters
 from varpulis_mp.io.line_source import LineSource
 from varpulis_mp.io.ports import Sink, SinkPartition
 from varpulis_mp.io.sinks import RUN_TITLES, HumanSink, HumanView, JsonlSink, format_summary
@@ -386,6 +387,8 @@ class RunOptions:
     inline: bool = False
     channel_capacity: int = 1000
     drain_timeout_s: float = 30.0
+    dead_letter: str | None = None  # the dead-letter JSON Lines file; None: dead letters counted only
+    circuit_reset_s: float = 30.0  # how long a sink's open circuit waits before its trial
 
 
 def run(options: RunOptions) -> int:
@@ -402,17 +405,25 @@ def run(options: RunOptions) -> int:
 
     logs.configure()
     plan = build_plan(checked)
-    log = RejectionLog()
+    try:
+        dead_letters = DeadLetters(options.dead_letter)
+    except OSError as exc:
+        print(f"{options.dead_letter}: error: cannot open the dead-letter file: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    log = RejectionLog(dead_letters=dead_letters if dead_letters.has_file else None)
     try:
         sources = _live_sources(options, bool(plan.default_input_types))
     except OSError as exc:
+        dead_letters.close()
         print(f"{options.input}: error: cannot read the input: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from varpulis_mp.runtime.connections import ConfigurationError, open_connectors
+    from varpulis_mp.runtime.connections import ConfigurationError, ConnectorOptions, open_connectors
 
     try:
-        subscriptions, sinks = open_connectors(plan)
+        subscriptions, sinks = open_connectors(plan, ConnectorOptions(dead_letters, options.circuit_reset_s))
     except ConfigurationError as exc:
+        dead_letters.close()
         print(f"{options.program}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     processes = _uses_processes(checked, options.inline)
@@ -436,6 +447,7 @@ def run(options: RunOptions) -> int:
     heap.settle()
     try:
         summary = _run_live(checked, options, feed, records, sinks, subscriptions)
+        records.close()
     except RuntimeFailure as exc:
         _close_quietly(records)
         print(f"error: {exc}", file=sys.stderr)
@@ -445,7 +457,8 @@ def run(options: RunOptions) -> int:
         raise
     finally:
         log.finish()
-    records.close()
+        dead_letters.close()  # after the sinks: what they gave up at their close is in it
+    summary.dead_letters += dead_letters.total  # the workers' sinks' (in the summary) and this process's
     if human is not None:
         human.summary(summary, out)
         human.close()

@@ -5,20 +5,36 @@ partitions (io/ports.py), through each kind's `ConnectorKind` (io/connectors.py)
 checks that belong to it: a `password_env` variable that is not set is a configuration error
 naming the variable (exit 2), never a connection that fails later. The connectors are built in the
 process that runs the live feed and the output router (docs/run.md says where that is).
+
+Every sink is made to fail safely here (RUN.md §6): a circuit breaker per partition, reset after
+`ConnectorOptions.circuit_reset_s`, and the run's dead letters for what it will not deliver.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from varpulis_mp.engine.plan import Plan
+from varpulis_mp.io.circuit import DEFAULT_RESET_S, Circuit
 from varpulis_mp.io.connectors import Subscription, connector_kind
+from varpulis_mp.io.dead_letters import DeadLetters
+from varpulis_mp.io.delivery import DeliverySink
 from varpulis_mp.io.ports import Sink
 from varpulis_mp.runtime.live_feed import FeedSource
 
-__all__ = ["ConfigurationError", "open_connectors", "open_sinks", "open_sources", "sources_by_context"]
+__all__ = ["ConfigurationError", "ConnectorOptions", "open_connectors", "open_sinks", "open_sources", "sources_by_context"]
+
+
+@dataclass(frozen=True)
+class ConnectorOptions:
+    """What `run`'s options say about connectors. The defaults: dead letters counted and logged
+    (no file), circuits tried again after 30 s."""
+
+    dead_letters: DeadLetters = field(default_factory=DeadLetters)
+    circuit_reset_s: float = DEFAULT_RESET_S
 
 
 class ConfigurationError(ValueError):
@@ -61,21 +77,28 @@ def sources_by_context(plan: Plan) -> dict[str, list[FeedSource]]:
     return found
 
 
-def open_sinks(plan: Plan) -> dict[str, list[Sink]]:
-    """Each stream's `.to` sinks (descriptions, built where they run), in declaration order."""
+def open_sinks(plan: Plan, options: ConnectorOptions | None = None) -> dict[str, list[Sink]]:
+    """Each stream's `.to` sinks (descriptions, built where they run), in declaration order, each
+    with its circuit breaker and the dead letters."""
+    options = options or ConnectorOptions()
+    circuit = Circuit(reset_s=options.circuit_reset_s)
     found: dict[str, list[Sink]] = {}
     for ctx in plan.contexts:
         for stream, sinks in ctx.sinks.items():
             for sink in sinks:
                 kind = connector_kind(sink.kind)
                 params = _params(plan, sink.connector, sink.params)
-                found.setdefault(stream, []).append(kind.sink(sink.connector, params, sink.params, stream, ctx.name))
+                made = kind.sink(sink.connector, params, sink.params, stream, ctx.name)
+                if isinstance(made, DeliverySink):
+                    made = made.guarded(circuit, options.dead_letters)
+                found.setdefault(stream, []).append(made)
     return found
 
 
-def open_connectors(plan: Plan) -> tuple[dict[str, list[FeedSource]], dict[str, list[Sink]]]:
+def open_connectors(plan: Plan, options: ConnectorOptions | None = None
+                    ) -> tuple[dict[str, list[FeedSource]], dict[str, list[Sink]]]:
     """The program's subscriptions by context and its sinks by stream (both empty for a program
     without connectors)."""
     if not plan.connectors:
         return {}, {}
-    return sources_by_context(plan), open_sinks(plan)
+    return sources_by_context(plan), open_sinks(plan, options)

@@ -160,7 +160,7 @@ class LiveFeed:
                 source.batches += 1
                 self._contributed.add(self._all.index(source))
                 for r in batch.rejected:
-                    self.log.reject(r.source, r.reason, lambda r=r: r.detail)  # type: ignore[misc]
+                    self.log.reject(r.source, r.reason, lambda r=r: r.detail, r.payload)  # type: ignore[misc]
                 if isinstance(batch, LineBatch):
                     self._parse_lines(source, batch, events)
                 else:
@@ -219,17 +219,17 @@ class LiveFeed:
                 event = parser.parse_line(text, lineno)
             except UnicodeDecodeError:
                 where = f"{source.display}:{lineno}: error: invalid UTF-8"
-                self.log.reject(name, "invalid UTF-8", lambda where=where: where)  # type: ignore[misc]
+                self.log.reject(name, "invalid UTF-8", lambda where=where: where, raw)  # type: ignore[misc]
                 continue
             except EventFileError as exc:
                 diagnostic = exc.diagnostics[0]
-                self.log.reject(name, reason_of(diagnostic.message), diagnostic.render)
+                self.log.reject(name, reason_of(diagnostic.message), diagnostic.render, raw)
                 continue
             if event is None:
                 continue
             if source.types is not None and event.type not in source.types:
                 where = f"{source.display}:{lineno}: error: event type '{event.type}' is not read from {name}"
-                self.log.reject(name, "type mismatch", lambda where=where: where)  # type: ignore[misc]
+                self.log.reject(name, "type mismatch", lambda where=where: where, raw)  # type: ignore[misc]
                 continue
             into.append(event)
         source.lines_seen = lineno

@@ -58,6 +58,7 @@ class Merger:
         self.cross = 0
         self.flush_origin: int | None = None
         self.held = 0  # outputs held now (for tests and metrics)
+        self.dead_letters = 0  # records the workers' sinks dead-lettered
         # A live run's subscriptions held by workers: their batches go to the live feed (runtime/relay.py).
         self.on_relayed: Callable[[int, list[Any]], None] | None = None
 
@@ -83,7 +84,8 @@ class Merger:
                     self.ended += 1
                 self.flush_origin = frame[2]
             elif kind == wire.STATS:
-                _, expression_errors, late_events, sessions_closed, events, unread = frame
+                _, expression_errors, late_events, sessions_closed, events, unread = frame[:6]
+                self.dead_letters += frame[6] if len(frame) > 6 else 0
                 self.counters.add(Counters(expression_errors, late_events, sessions_closed))
                 self.events += events
                 self.unread += unread

@@ -5,6 +5,9 @@ rejection of each reason is written in full (a line's diagnostic, with its caret
 most one line per reason every 10 s says how many more there were, so a flood of bad input costs
 a few lines of log, not megabytes, and never slows the run down. At the end of the run the totals
 are written once per reason. The counts feed the summary's `Rejected events` and the metrics.
+
+Given dead letters (`run --dead-letter PATH`), each rejected payload or line is also written
+there, raw, with its reason and detail (RUN.md §1.3).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TextIO
 
+from varpulis_mp.io.dead_letters import DeadLetters
+
 __all__ = ["RejectionLog"]
 
 REPORT_EVERY_S = 10.0
@@ -22,8 +27,9 @@ REPORT_EVERY_S = 10.0
 
 class RejectionLog:
     def __init__(self, out: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-                 every_s: float = REPORT_EVERY_S) -> None:
+                 every_s: float = REPORT_EVERY_S, dead_letters: DeadLetters | None = None) -> None:
         self._out = out
+        self._dead_letters = dead_letters
         self._clock = clock
         self._every_s = every_s
         self.counts: Counter[tuple[str, str]] = Counter()  # (source, reason) -> rejections
@@ -40,10 +46,15 @@ class RejectionLog:
             found[reason] += n
         return found
 
-    def reject(self, source: str, reason: str, render: Callable[[], str]) -> None:
-        """Count one rejection; `render()` gives its full report, asked for only when it is written."""
+    def reject(self, source: str, reason: str, render: Callable[[], str], payload: bytes | None = None) -> None:
+        """Count one rejection; `render()` gives its full report, asked for only when it is written.
+        `payload` (the raw line or message) goes to the dead letters when there are some."""
         key = (source, reason)
         self.counts[key] += 1
+        if self._dead_letters is not None and payload is not None:
+            first_line = render().split("\n", 1)[0]  # a diagnostic's caret lines stay in the log
+            error = first_line if reason in first_line else f"{reason}: {first_line}"
+            self._dead_letters.rejected(source, reason, error, payload)
         last = self._last_report.get(key)
         if last is None:
             self._last_report[key] = self._clock()

@@ -256,6 +256,7 @@ class _Supervisor:
                 cross_context_events=self.merger.cross,
                 counters=self.merger.counters,
                 interrupted_by=self.interrupted_by,
+                dead_letters=self.merger.dead_letters,
             )
         finally:
             self._restore_signals()

@@ -241,12 +241,12 @@ class _Worker:
     def _drain(self, ingress: Receiver) -> None:
         """Every hosted stream has ended: send the counters, then hold the sockets open until the
         supervisor says every worker has finished (so nothing queued here can still be lost)."""
-        self._close_sinks()
+        dead_letters = self._close_sinks()
         c = self.flow.counters
         merger = self.dests[MERGER]
         taker = self.taker
         merger.add((wire.STATS, c.expression_errors, c.late_events, c.sessions_closed,
-                    taker.events if taker else 0, taker.unread if taker else 0))
+                    taker.events if taker else 0, taker.unread if taker else 0, dead_letters))
         self._seal_all()
         dests = list(self.dests.values())
         stopped = False
@@ -489,12 +489,16 @@ class _Worker:
             for part in self.sinks[name]:
                 part.write_batch(records, self.flushing)
 
-    def _close_sinks(self) -> None:
-        """Every hosted stream has ended: the sinks deliver what they hold before the worker says so."""
+    def _close_sinks(self) -> int:
+        """Every hosted stream has ended: the sinks deliver what they hold before the worker says so.
+        Returns how many records this process's sinks dead-lettered (counted here, after the fork)."""
         sinks, self.sinks = self.sinks, {}
         for parts in sinks.values():
             for part in parts:
                 part.close()
+        counters = {id(c): c for ds in self.spec.sinks.values() for d in ds
+                    if (c := getattr(d, "dead_letters", None)) is not None and hasattr(c, "total")}
+        return sum(int(c.total) for c in counters.values())
 
     def _progress(self) -> None:
         """Pass on the progress of every hosted stream whose source moved on."""
