@@ -1,10 +1,11 @@
-"""varpulis-mp: run VPL stream-processing programs from Python (VPL.md §16).
+"""varpulis-mp: run VPL stream-processing programs from Python (docs/cli.md, "From Python").
 
 `check(source)` checks a program; `simulate(program, events)` checks and runs it over a finite
 input as `simulate --immediate` does and returns its output records in canonical order, per-stream
 views and the summary counters. A rejected program or event file raises `ProgramError` or
-`EventFileError`, carrying its `Diagnostic`s. The heavy modules are imported inside the functions so that
-importing the package stays cheap and free of import cycles.
+`EventFileError`, carrying its `Diagnostic`s. The language is described in docs/language.md, the
+output and its counters in docs/output.md. The heavy modules are imported inside the functions so
+that importing the package stays cheap and free of import cycles.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ class Record(NamedTuple):
 class SimulationResult:
     """What `simulate` returns.
 
-    `records`: every output record in canonical order (VPL.md §10.3). `streams`: per declared
-    stream (declaration order), its records in its own order. `summary`: the counters of
-    OUTPUT.md §2.4 by snake_case name, zeros included. `warnings`: the program's warnings.
+    `records`: every output record in canonical order (docs/language.md, "Canonical order").
+    `streams`: per declared stream (declaration order), its records in its own order. `summary`:
+    the counters of the summary block (docs/output.md, "The summary") by snake_case name, zeros
+    included. `warnings`: the program's warnings.
     """
 
     records: list[Record]
@@ -93,13 +95,14 @@ def check(source: str | os.PathLike[str]) -> CheckedProgram:
 
 def simulate(program: str | os.PathLike[str] | CheckedProgram, events: Any, inline: bool = True,
              **options: Any) -> SimulationResult:
-    """Check `program` and run it over `events` (VPL.md §16); returns once input is flushed.
+    """Check `program` and run it over `events` (docs/cli.md, "From Python"); returns once input is
+    flushed.
 
     `events`: an `os.PathLike` (a `.evt` file) or an iterable of `(type, ts_ms, fields)` tuples.
     With `inline=True` (the default) every context runs in this process, as `--inline` does;
     `inline=False` runs one worker process per context (never pinned to cores) when the program
     declares contexts and `events` is a file, and in this process otherwise. Options mirror
-    `simulate`'s (`channel_capacity`, ...); none of them changes the records (§10.3).
+    `simulate`'s (`channel_capacity`, ...); none of them changes the records.
     """
     from varpulis_mp.lang.checked import CheckedProgram
     from varpulis_mp.runtime.local import run_local
