@@ -45,3 +45,20 @@ def test_a_signal_flushes_says_interrupted_and_exits_128_plus_signal(
     assert "Simulation Complete" not in err
     assert f"Events processed: {n}" in err
     assert "Traceback" not in err
+
+
+def test_a_signal_during_a_long_wait_for_the_next_event_stops_at_once(tmp_path: Path) -> None:
+    """One process, paced: the next event is due in a minute; the signal does not wait for it."""
+    (tmp_path / "p.vpl").write_text(ONE_PROCESS)
+    (tmp_path / "e.evt").write_text("@0 Reading { v: 1 }\n@10 Reading { v: 2 }\n@60000 Reading { v: 3 }\n")
+    proc = subprocess.Popen([*varpulis_command(), "simulate", "-p", str(tmp_path / "p.vpl"),
+                             "-e", str(tmp_path / "e.evt"), "--output", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - start < 5
+    assert proc.returncode == 130, err
+    assert [json.loads(line)["fields"]["n"] for line in out.splitlines()] == [2]
+    assert "Interrupted after 2 events" in err

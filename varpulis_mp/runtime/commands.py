@@ -212,7 +212,9 @@ def _simulate(
     routes = {t: frozenset(cs) for t, cs in plan.type_routes.items()}
     # Inline, the events are paced as they are processed; with worker processes the input is
     # paced as it is read, so that the loop merging their records never waits (see PacedSource).
-    pacer = None if options.immediate or processes else replay.Pacer(options.speed)
+    # One process: a signal ends the input (the multiprocess driver handles signals itself).
+    stop = StopSignals()
+    pacer = None if options.immediate or processes else replay.Pacer(options.speed, stop.is_set)
     realtime = not options.immediate
     n_events = 0
     released = 0  # origins handed over so far
@@ -229,9 +231,11 @@ def _simulate(
 
     def on_input(n: int, ts: int, type_name: str) -> None:
         nonlocal n_events
-        n_events = n
         if pacer is not None:
             pacer.wait_for(ts)
+            if stop.is_set():
+                return  # stopped while waiting for its moment: not read (see _announced)
+        n_events = n
         if human is not None and options.verbose:
             if realtime and (held or released < n - 1):
                 held.append((n, ts, type_name))
@@ -291,7 +295,7 @@ def _simulate(
         else:
             from varpulis_mp.runtime.local import run_local
 
-            with StopSignals() as stop:
+            with stop:
                 events = readers.read_events(handle, display, [s.name for s in checked.streams],
                                              stop=stop.is_set)
                 if jsonl is not None and options.immediate:
@@ -359,6 +363,8 @@ def _announced(events: Iterator[readers.Event], on_input: Callable[[int, int, st
         if stop():
             return
         on_input(n, event.ts, event.type)
+        if stop():
+            return  # the signal came while it waited for its moment
         yield event
 
 

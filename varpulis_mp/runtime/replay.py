@@ -7,6 +7,7 @@ it (VPL.md §12), which is why they live beside the drivers rather than in the e
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import IO
 
 from varpulis_mp.errors import EventFileError
@@ -16,8 +17,11 @@ from varpulis_mp.io.readers import LINE_LIMIT, EventParser
 class Pacer:
     """Holds each event back until its moment: (t - t_first) / speed after processing began."""
 
-    def __init__(self, speed: float) -> None:
+    _SLICE_S = 0.05  # a stop is noticed within this long while waiting
+
+    def __init__(self, speed: float, stopped: Callable[[], bool] = lambda: False) -> None:
         self._speed = speed
+        self._stopped = stopped
         self._first_ts: int | None = None
         self._start = 0.0
 
@@ -29,8 +33,10 @@ class Pacer:
         due = self._start + (ts - self._first_ts) / 1000.0 / self._speed
         delay = due - time.monotonic()
         # An event whose moment has passed (an earlier time than a previous event's) goes at once.
-        if delay > 0:
-            time.sleep(delay)
+        # The wait is cut in slices: a signal's handler only records it, and a sleep resumes after it.
+        while delay > 0 and not self._stopped():
+            time.sleep(min(delay, self._SLICE_S))
+            delay = due - time.monotonic()
 
 
 class PacedSource:
