@@ -61,7 +61,8 @@ class FileSourcePartition:
         self._offset = 0
         self._pending = b""
         self._skipping = False  # inside a line past the limit: drop bytes up to its LF
-        self._idle = False
+        # With follow, at the end of the data: when to look again (monotonic); None: at once.
+        self._idle_until: float | None = None
         self._ended = False
         try:
             self._open()
@@ -79,7 +80,8 @@ class FileSourcePartition:
         self._offset = 0
 
     def next_awake(self) -> float | None:
-        return time.monotonic() + _FOLLOW_POLL_S if self._idle else None
+        # A fixed time, set once at the end of the data: "100 ms from whenever asked" never comes.
+        return self._idle_until
 
     def next_batch(self) -> LineBatch:
         if self._ended:
@@ -87,7 +89,7 @@ class FileSourcePartition:
         batch = LineBatch([])
         data = os.read(self._fd, _CHUNK) if self._fd is not None else b""
         if data:
-            self._idle = False
+            self._idle_until = None
             at_start = self._offset == 0
             self._offset += len(data)
             self._split(data[3:] if at_start and data.startswith(_BOM) else data, batch)
@@ -97,7 +99,7 @@ class FileSourcePartition:
             self._finish_line(batch)
             self.close()
         else:
-            self._idle = not self._check_replaced(batch)
+            self._idle_until = None if self._check_replaced(batch) else time.monotonic() + _FOLLOW_POLL_S
         self.counters.messages_in += len(batch.lines)
         return batch
 
