@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.conftest import run_cli
 from tests.service.live import (
     READINGS,
     LiveRun,
@@ -41,6 +42,7 @@ def test_a_followed_file_is_read_as_lines_are_appended(tmp_path: Path) -> None:
     assert by_stream(records) == expected
     assert "Rejected events:  1\n" in run.stderr
     assert run.rejection_totals() == {"type mismatch": 1}
+    assert "readings.evt:81: error: event type 'Other' is not read from Log" in run.stderr
 
 
 def test_a_file_read_to_its_end_ends_the_run_and_a_file_sink_writes_json_lines(tmp_path: Path) -> None:
@@ -67,3 +69,17 @@ def test_a_file_read_to_its_end_ends_the_run_and_a_file_sink_writes_json_lines(t
             reference_payload(stream, ts, fields) for ts, fields in expected[stream]]
     assert not (programs / "out").exists()
 
+
+def test_a_file_that_cannot_be_opened_is_a_start_up_error_naming_it(tmp_path: Path) -> None:
+    program = program_file(tmp_path, FILE_ONCE)
+    missing_source = run_cli("run", str(program), cwd=tmp_path)
+    (tmp_path / "in").mkdir()
+    _write_lines(tmp_path / "in" / "readings.evt", reading_lines()[:3], "w")
+    missing_folder = run_cli("run", str(program), cwd=tmp_path)
+    assert (missing_source.returncode, missing_folder.returncode) == (2, 2)
+    assert "connector 'Readings'" in missing_source.stderr and "in/readings.evt" in missing_source.stderr
+    assert "connector 'Archive'" in missing_folder.stderr and "out/alerts.jsonl" in missing_folder.stderr
+    for result in (missing_source, missing_folder):
+        assert "No such file or directory" in result.stderr
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+        assert result.stdout == ""

@@ -27,13 +27,23 @@ from varpulis_mp.io.connector_spec import ConnectorCounters, Params, Subscriptio
 from varpulis_mp.io.delivery import DeliverySink, PartialDelivery, Transport
 from varpulis_mp.io.ports import LineBatch, Rejection, Sink, Source
 
-__all__ = ["FILE", "FileKind", "FileSink", "FileSource", "FileSourcePartition"]
+__all__ = ["FILE", "FileKind", "FileSink", "FileSource", "FileSourcePartition", "open_for_appending",
+           "open_for_reading"]
 
 LINE_LIMIT: Final = 1 << 20
 _CHUNK: Final = 1 << 18
 _FOLLOW_POLL_S: Final = 0.1
 _BOM: Final = b"\xef\xbb\xbf"
 _log = logging.getLogger("varpulis_mp.connectors")
+
+
+def open_for_reading(path: str) -> int:
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def open_for_appending(path: str) -> int:
+    """O_APPEND: each `write` lands whole at the end, whoever else appends (RUN.md §1.3)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +86,7 @@ class FileSourcePartition:
         return self._fd is not None
 
     def _open(self) -> None:
-        self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        self._fd = open_for_reading(self._path)
         self._offset = 0
 
     def next_awake(self) -> float | None:
@@ -196,7 +206,7 @@ class _Appender:
 
     def connect(self) -> None:
         if self._fd is None:
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd = open_for_appending(self._path)
 
     def send(self, payloads: Sequence[bytes]) -> None:
         fd = self._fd
