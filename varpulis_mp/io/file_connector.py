@@ -27,13 +27,23 @@ from varpulis_mp.io.connector_spec import ConnectorCounters, Params, Subscriptio
 from varpulis_mp.io.delivery import DeliverySink, PartialDelivery, Transport
 from varpulis_mp.io.ports import LineBatch, Rejection, Sink, Source
 
-__all__ = ["FILE", "FileKind", "FileSink", "FileSource", "FileSourcePartition"]
+__all__ = ["FILE", "FileKind", "FileSink", "FileSource", "FileSourcePartition", "open_for_appending",
+           "open_for_reading"]
 
 LINE_LIMIT: Final = 1 << 20
 _CHUNK: Final = 1 << 18
 _FOLLOW_POLL_S: Final = 0.1
 _BOM: Final = b"\xef\xbb\xbf"
 _log = logging.getLogger("varpulis_mp.connectors")
+
+
+def open_for_reading(path: str) -> int:
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def open_for_appending(path: str) -> int:
+    """O_APPEND: each `write` lands whole at the end, whoever else appends (RUN.md §1.3)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +71,8 @@ class FileSourcePartition:
         self._offset = 0
         self._pending = b""
         self._skipping = False  # inside a line past the limit: drop bytes up to its LF
-        self._idle = False
+        # With follow, at the end of the data: when to look again (monotonic); None: at once.
+        self._idle_until: float | None = None
         self._ended = False
         try:
             self._open()
@@ -75,11 +86,12 @@ class FileSourcePartition:
         return self._fd is not None
 
     def _open(self) -> None:
-        self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        self._fd = open_for_reading(self._path)
         self._offset = 0
 
     def next_awake(self) -> float | None:
-        return time.monotonic() + _FOLLOW_POLL_S if self._idle else None
+        # A fixed time, set once at the end of the data: "100 ms from whenever asked" never comes.
+        return self._idle_until
 
     def next_batch(self) -> LineBatch:
         if self._ended:
@@ -87,7 +99,7 @@ class FileSourcePartition:
         batch = LineBatch([])
         data = os.read(self._fd, _CHUNK) if self._fd is not None else b""
         if data:
-            self._idle = False
+            self._idle_until = None
             at_start = self._offset == 0
             self._offset += len(data)
             self._split(data[3:] if at_start and data.startswith(_BOM) else data, batch)
@@ -97,7 +109,7 @@ class FileSourcePartition:
             self._finish_line(batch)
             self.close()
         else:
-            self._idle = not self._check_replaced(batch)
+            self._idle_until = None if self._check_replaced(batch) else time.monotonic() + _FOLLOW_POLL_S
         self.counters.messages_in += len(batch.lines)
         return batch
 
@@ -194,7 +206,7 @@ class _Appender:
 
     def connect(self) -> None:
         if self._fd is None:
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd = open_for_appending(self._path)
 
     def send(self, payloads: Sequence[bytes]) -> None:
         fd = self._fd

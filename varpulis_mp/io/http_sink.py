@@ -77,10 +77,13 @@ class _Poster:
                 raise
             # A keep-alive connection the server closed while idle: one more try on a new one.
             self.disconnect()
-            self.connect()
             return self._exchange(payload)
 
     def _exchange(self, payload: bytes) -> tuple[int, str]:
+        if self._conn is None:
+            # The last answer closed the connection. Opened here, not right after that answer,
+            # so that a failure to connect is this payload's, never the one already answered.
+            self.connect()
         conn = self._conn
         assert conn is not None
         conn.request(self._method, self._target, body=payload, headers=_HEADERS)
@@ -89,7 +92,6 @@ class _Poster:
         self._used = True
         if response.will_close:
             self.disconnect()
-            self.connect()
         return response.status, response.reason
 
     def disconnect(self) -> None:

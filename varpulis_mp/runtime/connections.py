@@ -2,9 +2,10 @@
 
 Owns the step from plan data (engine/plan.py: each context's subscriptions and sinks) to built
 partitions (io/ports.py), through each kind's `ConnectorKind` (io/connectors.py), and the start-up
-checks that belong to it: a `password_env` variable that is not set is a configuration error
-naming the variable (exit 2), never a connection that fails later. The connectors are built in the
-process that runs the live feed and the output router (docs/run.md says where that is).
+checks that belong to it: a `password_env` variable that is not set, or a `file` connector's file
+that cannot be opened (a missing file read without `follow`, a missing folder to write in), is a
+configuration error naming it (exit 2), never a failure once the workers are up. The connectors are
+built in the process that runs the live feed and the output router (docs/run.md says where that is).
 
 Every sink is made to fail safely here (RUN.md §6): a circuit breaker per partition, reset after
 `ConnectorOptions.circuit_reset_s`, and the run's dead letters for what it will not deliver.
@@ -13,7 +14,7 @@ Every sink is made to fail safely here (RUN.md §6): a circuit breaker per parti
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from varpulis_mp.io.circuit import DEFAULT_RESET_S, Circuit
 from varpulis_mp.io.connectors import Subscription, connector_kind
 from varpulis_mp.io.dead_letters import DeadLetters
 from varpulis_mp.io.delivery import DeliverySink
+from varpulis_mp.io.file_connector import open_for_appending, open_for_reading
 from varpulis_mp.io.ports import Sink
 from varpulis_mp.runtime.live_feed import FeedSource
 
@@ -55,6 +57,14 @@ def _params(plan: Plan, connector: str, overrides: Mapping[str, Any]) -> dict[st
     return params
 
 
+def _check_opens(connector: str, path: str, opener: Callable[[str], int]) -> None:
+    """Opens (and closes) a file as the run will, before any worker starts."""
+    try:
+        os.close(opener(path))
+    except OSError as exc:
+        raise ConfigurationError(f"connector '{connector}': cannot open {path}: {exc.strerror or exc}") from None
+
+
 def open_sources(plan: Plan) -> list[FeedSource]:
     """One source per (connector, context): each holds that context's subscriptions of it (built
     when the feed starts)."""
@@ -73,7 +83,12 @@ def sources_by_context(plan: Plan) -> dict[str, list[FeedSource]]:
             params = _params(plan, name, subs[0].params)
             source = kind.source(name, params, [Subscription(s.event_type, s.params) for s in subs], ctx.name)
             types = frozenset(s.event_type for s in subs)
-            found.setdefault(ctx.name, []).append(FeedSource(name, name, source=source, types=types))
+            display = name
+            if kind.kind == "file":
+                display = str(params["path"])  # its lines' diagnostics name the file, as --input's do
+                if not params["follow"]:
+                    _check_opens(name, display, open_for_reading)
+            found.setdefault(ctx.name, []).append(FeedSource(name, display, source=source, types=types))
     return found
 
 
@@ -88,6 +103,8 @@ def open_sinks(plan: Plan, options: ConnectorOptions | None = None) -> dict[str,
             for sink in sinks:
                 kind = connector_kind(sink.kind)
                 params = _params(plan, sink.connector, sink.params)
+                if sink.kind == "file":
+                    _check_opens(sink.connector, str(params["path"]), open_for_appending)
                 made = kind.sink(sink.connector, params, sink.params, stream, ctx.name)
                 if isinstance(made, DeliverySink):
                     made = made.guarded(circuit, options.dead_letters)
