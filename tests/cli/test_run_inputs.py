@@ -106,3 +106,26 @@ def test_a_malformed_drain_timeout_is_a_usage_error(tmp_path: Path) -> None:
     proc = run_cli("run", str(_program(tmp_path)), "--drain-timeout", "soon")
     assert proc.returncode == 2
     assert "--drain-timeout must be a duration" in proc.stderr
+
+
+def test_sigterm_to_the_whole_process_group_drains_and_exits_0(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    program = _program(tmp_path, "context a\ncontext b\nstream Echo = R.context(a).where(v > 0).emit(context: b, v: v)\n"
+                                 "stream Counted = Echo.context(b).window(100).aggregate(n: count())\n")
+    proc = subprocess.Popen([*varpulis_command(), "run", str(program)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"@1 R { v: 1 }\n@2 R { v: 2 }\n")
+        proc.stdin.flush()
+        assert b'"Echo"' in proc.stdout.readline()
+        os.killpg(proc.pid, signal.SIGTERM)  # as `timeout` or a service manager would
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0, err.decode()
+    assert b'"Counted", "ts": 2, "fields": {"n": 2}' in out  # the open window was flushed

@@ -65,8 +65,26 @@ def test_one_worker_per_context_during_the_run_and_none_after(big_events: Path,
 
 
 @pytest.mark.timeout(60)
+def test_a_worker_ignores_sigterm_the_supervisor_handles_it(big_events: Path) -> None:
+    """A SIGTERM sent to a worker (a process group's, say) leaves it running: the drain is the
+    supervisor's to run."""
+    program = load(BIG_PROGRAM)
+    got: list[list[Output]] = []
+
+    def term_a_worker(outputs: list[Output]) -> None:
+        got.append(outputs)
+        if len(got) == 100:
+            for child in psutil.Process().children():
+                os.kill(child.pid, signal.SIGTERM)
+
+    summary = run_processes(program, big_events, "big.evt", term_a_worker, pin=False)
+    assert summary.interrupted_by is None and summary.events_processed >= 50_000  # the whole file
+    assert wait_no_children() == []
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("sig,words", [(signal.SIGKILL, "killed by signal 9"),
-                                       (signal.SIGTERM, "killed by signal 15")])
+                                       (signal.SIGSEGV, "killed by signal 11")])
 def test_dead_worker_stops_the_run_naming_its_context(big_events: Path, monkeypatch: pytest.MonkeyPatch,
                                                       sig: int, words: str) -> None:
     made = track_run_dirs(monkeypatch)

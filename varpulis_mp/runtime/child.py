@@ -27,8 +27,11 @@ def _prctl(option: int, arg: int | bytes) -> None:
 
 def prepare_child(name: str, cores: list[int] | None, parent: int) -> None:
     """Signals to their defaults, pinned to `cores`, killed with the parent, named `vmp-NAME`."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the supervisor's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A terminal's Ctrl-C, or a SIGTERM sent to the whole process group (`timeout`, `kill -- -PGID`,
+    # a service manager's default kill mode), is the supervisor's to handle: it drains the workers.
+    # A worker that must go is killed (SIGKILL after a grace period).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     if cores is not None:
         affinity.pin_current_process(cores)
