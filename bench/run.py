@@ -267,6 +267,7 @@ def section_e2e(report: Report, programs: list[str], n: int, runs: int, timeout:
 def varpulis_api(program: str) -> Callable[[list[Any]], int]:
     """A function running `program` with run_local over an event list, returning the records output."""
     from varpulis_mp.lang.frontend import load_program
+    from varpulis_mp.runtime.handover import OriginsWithOutputs
     from varpulis_mp.runtime.local import run_local
 
     path = PROGRAMS / f"{program}.vpl"
@@ -282,7 +283,7 @@ def varpulis_api(program: str) -> Callable[[list[Any]], int]:
                     if o.kind == "record":
                         count += 1
 
-        run_local(checked, events, consume, skip_empty=True)
+        run_local(checked, events, OriginsWithOutputs(consume))
         return count
 
     return run

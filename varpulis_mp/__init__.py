@@ -134,7 +134,9 @@ def simulate(program: str | os.PathLike[str] | CheckedProgram, events: Any, inli
         summary = run_processes(checked, os.fspath(events), os.fspath(events), outputs.extend,
                                 channel_capacity=int(options.get("channel_capacity", 1000)), pin=False)
     else:
-        summary = run_local(checked, source, outputs.extend, skip_empty=True)
+        from varpulis_mp.runtime.handover import OriginsWithOutputs
+
+        summary = run_local(checked, source, OriginsWithOutputs(outputs.extend))
     return _result(checked, outputs, summary)
 
 

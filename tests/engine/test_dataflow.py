@@ -14,6 +14,7 @@ from varpulis_mp.engine.dataflow import Dataflow
 from varpulis_mp.engine.output import Output
 from varpulis_mp.engine.plan import Plan, build_plan
 from varpulis_mp.lang.checked import CheckedProgram
+from varpulis_mp.runtime.handover import EveryOrigin
 from varpulis_mp.runtime.local import run_local
 
 
@@ -25,7 +26,7 @@ def load(src: str) -> CheckedProgram:
 
 def run(src: str, events: list[tuple[str, int, dict[str, Any]]]) -> tuple[list[list[Output]], Any]:
     batches: list[list[Output]] = []
-    summary = run_local(load(src), events, batches.append)
+    summary = run_local(load(src), events, EveryOrigin(batches.append))
     return batches, summary
 
 
@@ -156,7 +157,7 @@ def test_conformance_case(case: Path) -> None:
     program = load((case / "program.vpl").read_text(encoding="utf-8"))
     batches: list[list[Output]] = []
     events = read_events(case / "events.evt", "events.evt", [s.name for s in program.streams])
-    summary = run_local(program, events, batches.append)
+    summary = run_local(program, events, EveryOrigin(batches.append))
     assert len(batches) == summary.events_processed + 1
     for origin, batch in enumerate(batches, 1):
         assert all(o.origin == origin for o in batch)

@@ -12,6 +12,7 @@ from varpulis_mp.engine.dataflow import Dataflow
 from varpulis_mp.engine.operators import compile_stage, compile_stage_closures, split_ops
 from varpulis_mp.engine.output import NO_KEY, Counters, Output
 from varpulis_mp.lang.checked import CheckedProgram
+from varpulis_mp.runtime.handover import EveryOrigin, OriginsWithOutputs
 from varpulis_mp.runtime.local import run_local
 
 Event = tuple[str, int, dict[str, Any]]
@@ -25,7 +26,7 @@ def load(src: str) -> CheckedProgram:
 
 def run(src: str, events: list[Event]) -> tuple[list[Output], Any]:
     outs: list[Output] = []
-    summary = run_local(load(src), events, outs.extend)
+    summary = run_local(load(src), events, EveryOrigin(outs.extend))
     return outs, summary
 
 
@@ -238,7 +239,7 @@ def test_run_local_batches_match_a_plain_dataflow_run(src: str, events: list[Eve
     it, `skip_empty`) against the outputs of a plain Dataflow run sorted canonically."""
     program = load(src)
     batches: list[list[Output]] = []
-    summary = run_local(program, events, batches.append, skip_empty=skip_empty)
+    summary = run_local(program, events, (OriginsWithOutputs if skip_empty else EveryOrigin)(batches.append))
     if skip_empty:
         assert all(batches[:-1])
     else:

@@ -15,6 +15,7 @@ from varpulis_mp.io.readers import read_events
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import affinity
+from varpulis_mp.runtime.handover import EveryOrigin
 from varpulis_mp.runtime.local import run_local
 from varpulis_mp.runtime.rundir import RunDir, base_dir
 from varpulis_mp.runtime.supervisor import run_processes
@@ -29,7 +30,7 @@ def run_local_file(program: CheckedProgram, events: str | os.PathLike[str],
     got: list[list[Output]] = []
     names = [s.name for s in program.streams]
     try:
-        summary: Summary | Exception = run_local(program, read_events(events, display, names), got.append)
+        summary: Summary | Exception = run_local(program, read_events(events, display, names), EveryOrigin(got.append))
     except Exception as exc:  # noqa: BLE001 - compared with the other driver's
         summary = exc
     return got, summary

@@ -15,6 +15,7 @@ from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.jsonl import jsonl_line
 from varpulis_mp.io.readers import read_events
 from varpulis_mp.lang.checked import CheckedProgram
+from varpulis_mp.runtime.handover import OriginsWithOutputs
 from varpulis_mp.runtime.ingress_blocks import pieces
 from varpulis_mp.runtime.local import run_local
 from varpulis_mp.runtime.supervisor import run_processes
@@ -32,8 +33,8 @@ def local_lines(program: CheckedProgram, path: Path) -> Result:
 
     try:
         names = [s.name for s in program.streams]
-        summary: Summary | EventFileError = run_local(program, read_events(path, "e.evt", names), write,
-                                                      skip_empty=True)
+        summary: Summary | EventFileError = run_local(program, read_events(path, "e.evt", names),
+                                                      OriginsWithOutputs(write))
     except EventFileError as exc:
         summary = exc
     return lines, summary

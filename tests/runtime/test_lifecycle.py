@@ -19,6 +19,7 @@ from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.errors import RuntimeFailure
 from varpulis_mp.io.jsonl import jsonl_line
 from varpulis_mp.io.readers import read_events
+from varpulis_mp.runtime.handover import EveryOrigin, OriginsWithOutputs
 from varpulis_mp.runtime.local import run_local
 from varpulis_mp.runtime.supervisor import run_processes
 
@@ -131,7 +132,7 @@ def test_sigterm_drains_like_the_end_of_input(big_events: Path) -> None:
     assert 300 <= n < 50_000
     # Exactly what the single-process engine gives for the events that were read, flush included.
     expected: list[list[Output]] = []
-    expected_summary = run_local(program, _first_events(big_events, n), expected.append)
+    expected_summary = run_local(program, _first_events(big_events, n), EveryOrigin(expected.append))
     assert got == expected
     assert summary.interrupted_by == signal.SIGTERM
     summary.interrupted_by = None
@@ -426,8 +427,8 @@ def test_slow_consumer_stops_block_ingress_and_memory_stays_bounded(tmp_path: Pa
     expected: list[str] = []
     names = [s.name for s in program.streams]
     expected_summary = run_local(program, read_events(path, "gen.evt", names),
-                                 lambda outs: expected.extend(jsonl_line(o) for o in outs if o.kind == "record"),
-                                 skip_empty=True)
+                                 OriginsWithOutputs(lambda outs: expected.extend(
+                                     jsonl_line(o) for o in outs if o.kind == "record")))
     assert summary == expected_summary
     assert lines == expected
     assert wait_no_children() == []

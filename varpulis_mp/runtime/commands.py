@@ -293,6 +293,7 @@ def _simulate(
                     on_input_event=on_input,
                 )
         else:
+            from varpulis_mp.runtime.handover import EveryOrigin, OriginsWithOutputs
             from varpulis_mp.runtime.local import run_local
 
             with stop:
@@ -300,9 +301,9 @@ def _simulate(
                                              stop=stop.is_set)
                 if jsonl is not None and options.immediate:
                     # Nothing to show per input event: hand over only the events that made records.
-                    summary = run_local(checked, events, jsonl.write_outputs, skip_empty=True)
+                    summary = run_local(checked, events, OriginsWithOutputs(jsonl.write_outputs))
                 else:
-                    summary = run_local(checked, _announced(events, on_input, stop.is_set), on_origin)
+                    summary = run_local(checked, _announced(events, on_input, stop.is_set), EveryOrigin(on_origin))
             summary.interrupted_by = stop.signal
     except EventFileError as exc:
         _stop_bar(bar)
