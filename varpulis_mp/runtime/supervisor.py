@@ -236,8 +236,10 @@ class _Supervisor:
 
     def run(self) -> Summary:
         try:
-            self.run_dir = RunDir()
+            # The handlers first, and kept until the cleanup is done: a signal at any moment of
+            # the run is the supervisor's to handle, never a default death that leaves things behind.
             self._install_signals()
+            self.run_dir = RunDir()
             self._fork_all()
             self.transport = Transport(self.capacity)
             self._await_ready()
@@ -245,7 +247,6 @@ class _Supervisor:
             self._loop()
             self._stop_workers()
             self._await_exits()
-            self._restore_signals()
             # With block ingress the workers count the events (origins are line numbers).
             router = self.router
             return Summary(
@@ -259,8 +260,10 @@ class _Supervisor:
                 dead_letters=self.merger.dead_letters,
             )
         finally:
-            self._restore_signals()
-            self._cleanup()
+            try:
+                self._cleanup()
+            finally:
+                self._restore_signals()
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
