@@ -464,7 +464,8 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
         return run_processes(checked, sys.stdin.buffer, live.DISPLAY_PATH, lambda outputs: None,
                              channel_capacity=options.channel_capacity, pin=True,
                              live=LiveInput(feed, records.deliver, on_start=records.start,
-                                            drain_timeout_s=options.drain_timeout_s, sinks=sinks))
+                                            drain_timeout_s=options.drain_timeout_s, sinks=sinks,
+                                            on_lines=records.lines_taker()))
     from varpulis_mp.runtime.live import run_live
 
     records.start()
