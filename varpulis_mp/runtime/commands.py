@@ -31,7 +31,7 @@ from varpulis_mp.io.sinks import RUN_TITLES, HumanSink, HumanView, JsonlSink, fo
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import heap, replay
-from varpulis_mp.runtime.interrupt import StopSignals
+from varpulis_mp.runtime.interrupt import StopSignals, finishing
 from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.outputs import Discard, RecordRouter
 from varpulis_mp.runtime.progress import ProgressBar
@@ -463,6 +463,7 @@ def run(options: RunOptions) -> int:
         _close_quietly(records)
         raise
     finally:
+        finishing()
         log.finish()
         dead_letters.close()  # after the sinks: what they gave up at their close is in it
     summary.dead_letters += dead_letters.total  # the workers' sinks' (in the summary) and this process's
@@ -486,7 +487,8 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
                              channel_capacity=options.channel_capacity, pin=True,
                              live=LiveInput(feed, records.deliver, on_start=records.start,
                                             drain_timeout_s=options.drain_timeout_s, sinks=sinks,
-                                            subscriptions=subscriptions))
+                                            subscriptions=subscriptions,
+                                            on_lines=records.lines_taker()))
     from varpulis_mp.runtime.live import run_live
 
     records.start()

@@ -13,7 +13,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-__all__ = ["StopSignals"]
+__all__ = ["StopSignals", "finishing"]
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -45,3 +45,11 @@ class StopSignals:
             return
         self._restore()
         signal.raise_signal(signum)
+
+
+def finishing() -> None:
+    """The run is over and only its summary is left to write: a late SIGTERM/SIGINT (a second one
+    just after the drain ended, say) must not kill the process with the summary half written."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in _SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)

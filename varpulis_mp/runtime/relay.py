@@ -150,10 +150,7 @@ class RelayedSource:
             if batch_no != ENDED_BATCH:
                 self._relayed = batch_no
             self._queue.append(item)
-            try:
-                os.write(self._wake_w, b"x")
-            except (BlockingIOError, OSError):
-                pass
+            self._wake()
 
     def commit(self, batches: int) -> None:
         """The feed's first `batches` batches from here are processed: tell the worker how many of
@@ -196,7 +193,15 @@ class RelayedSource:
             if self._ended:
                 raise StopIteration
             return EventBatch([])
+        if self._ended:
+            self._wake()  # its end came with its last batch: be asked once more, to say so
         return merged
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
 
     def close(self) -> None:
         with self._lock:
