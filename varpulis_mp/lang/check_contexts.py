@@ -123,7 +123,8 @@ class _Options:
             found = []  # `workers: [4]`, written like `cores`: say it is a List
         elif isinstance(given, ast.Name):
             if given.name not in self.constants.values:
-                if given.name not in self.constants.declared:  # a constant with an error: reported there
+                # A declared constant without a value has an error, reported at its declaration.
+                if given.name not in self.constants.declared:
                     self._unknown_constant(given)
                 return None
             found = self.constants.values[given.name]
