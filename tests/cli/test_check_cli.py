@@ -192,7 +192,8 @@ def test_large_valid_program_checks_fast(tmp_path: Path) -> None:
 
 def test_thousands_of_contexts_are_rejected_at_the_65th(tmp_path: Path) -> None:
     """A 255 KiB program declaring 3,000 contexts, each holding a stream: one process each would
-    be 3,000 processes; `check` and `simulate` reject it (VPL.md §13)."""
+    be 3,000 processes; `check` and `simulate` reject it (VPL.md §13), at the 65th context and, as
+    each context holding streams runs a worker process, at the 257th."""
     decls = "".join(f"context ctx_{i:05}\nstream Stream_{i:05} = Reading.context(ctx_{i:05}).where(v > {i:07})\n"
                     for i in range(3000))
     program = tmp_path / "many.vpl"
@@ -206,7 +207,12 @@ def test_thousands_of_contexts_are_rejected_at_the_65th(tmp_path: Path) -> None:
         "    129 | context ctx_00064\n"
         "        |         ^^^^^^^^^\n"
         "  hint: each context holding streams runs in a process of its own; put more streams in one context\n"
-        "1 error(s), 0 warning(s)\n"
+        f"{program}:513:9: error: too many worker processes\n"
+        "    513 | context ctx_00256\n"
+        "        |         ^^^^^^^^^\n"
+        "  hint: a program runs at most 256 worker processes: one per context holding streams (default included), "
+        "workers: N for a pool; give the pools fewer workers\n"
+        "2 error(s), 0 warning(s)\n"
     )
     events = tmp_path / "e.evt"
     events.write_text("@0 Reading { v: 1 }\n")

@@ -83,6 +83,8 @@ def const_expr(src: str) -> ast.Expr:
     ("in a where", "stream S = A.where(" + "(" * N + "x" + ")" * N + ")", 120),
     ("in a window", "stream S = A.window(" + "(" * N, 121),
     ("in cores", "context c (cores: [" + "(" * N, 120),
+    ("in workers", "context c (workers: " + "(" * N, 121),
+    ("in a list after cores", "context c (cores: [1] + [" + "(" * N, 124),
     ("in an emit", "stream S = A.emit(a: " + "(" * N, 122),
 ])
 def test_ten_thousand_levels(name: str, src: str, col: int) -> None:

@@ -86,20 +86,24 @@ def test_declarations() -> None:
     c1, c2, a, b, s = parse(src)
     assert c1 == ast.ContextDecl(P(1, 9), "c1", (), P(1, 1))
     assert c2 == ast.ContextDecl(P(2, 9), "c2", (ast.ContextOption(
-        P(2, 13), "cores", (ast.CoreItem(P(2, 21), I(2, 21, 0)), ast.CoreItem(P(2, 24), I(2, 24, 2))),
-        P(2, 20)),), P(2, 1))
+        P(2, 13), "cores", ast.ListExpr(P(2, 20), (I(2, 21, 0), I(2, 24, 2)))),), P(2, 1))
     assert a == ast.ConstDecl(P(3, 5), "a", I(3, 9, 1), "let", P(3, 1))
     assert b == ast.ConstDecl(P(4, 7), "b", ast.Literal_(P(4, 11), "duration", 30000, 3), "const", P(4, 1))
     assert s == ast.StreamDecl(P(5, 8), "S", "T", P(5, 12), (), P(5, 1))
 
 
 def test_context_options_are_loose() -> None:
-    (c,) = parse('context c (threads: ["x", 1 + 2], cores: [])')
+    """Any expression is an option's value: the checker says what each option takes."""
+    (c,) = parse('context c (threads: ["x", 1 + 2], cores: [], workers: 2, foo: n * 2, bar: 5s)')
     assert isinstance(c, ast.ContextDecl)
-    assert [o.name for o in c.options] == ["threads", "cores"]
-    assert c.options[0].items[0].value == ast.Literal_(P(1, 22), "string", "x", 3)
-    assert c.options[0].items[1].pos == P(1, 27)
-    assert c.options[1].items == ()
+    assert [o.name for o in c.options] == ["threads", "cores", "workers", "foo", "bar"]
+    threads, cores, workers, foo, bar = (o.value for o in c.options)
+    assert isinstance(threads, ast.ListExpr) and threads.items[0] == ast.Literal_(P(1, 22), "string", "x", 3)
+    assert isinstance(threads.items[1], ast.Binary) and threads.items[1].pos == P(1, 29)
+    assert cores == ast.ListExpr(P(1, 42), ())
+    assert workers == I(1, 55, 2)
+    assert isinstance(foo, ast.Binary) and foo.op == "*"
+    assert bar == ast.Literal_(P(1, 75), "duration", 5000, 2)
 
 
 def test_declaration_words_are_names_elsewhere() -> None:
@@ -234,7 +238,9 @@ def test_ast_round_trip() -> None:
     ("let x = (a", 1, 11, "expected ')', found end of input"),
     ("stream in = A", 1, 8, "expected a name, found 'in'"),
     ("foo", 1, 1, "expected a declaration (context, stream, let, const or connector), found 'foo'"),
-    ("context c (cores: 5)", 1, 19, "expected '[', found '5'"),
+    ("context c (cores 5)", 1, 18, "expected ':', found '5'"),
+    ("context c (cores: )", 1, 19, "expected an expression, found ')'"),
+    ("context c (workers: 2 cores: [1])", 1, 23, "expected ')' or ',', found 'cores'"),
     ("stream S = A.where(x) .", 1, 24, "expected an operation name, found end of input"),
     ("let x = a < b < c", 1, 15, "comparison operators cannot be chained"),
     ("let x = a == b is null", 1, 16, "comparison operators cannot be chained"),

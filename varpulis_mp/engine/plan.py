@@ -1,19 +1,25 @@
 """The placement plan: which context holds which stream, who reads what, and where records travel.
 
-Owns VPL.md §9.1-§9.2 and RUN.md §1.2 as plain data (only dict/list/str/int/bool/None inside, so
-msgpack can carry it to worker processes): one `ContextPlan` per context that holds streams, with
-the connector subscriptions and sinks its process holds; the connectors; the routes of input event
-types, the cross-context fan-out of every stream (which gives `Cross-context events`), and a
-topological order of the streams (sources first) for the end-of-input drain.
+Owns VPL.md §9.1-§9.2, RUN.md §1.2 and RUN.md §7 as plain data (only dict/list/str/int/bool/None
+inside, so msgpack can carry it to worker processes): one `ContextPlan` per context that holds
+streams, with its worker processes and their cores, the strategy that splits each of its streams
+among them, and the connector subscriptions and sinks its process holds; the connectors; the
+routes of input event types, the cross-context fan-out of every stream (which gives
+`Cross-context events`), and a topological order of the streams (sources first) for the
+end-of-input drain.
 """
 
 from __future__ import annotations
 
 import heapq
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from varpulis_mp.lang.checked import DEFAULT_CONTEXT, CheckedProgram, Endpoint
+from varpulis_mp.lang.checked import DEFAULT_CONTEXT, CheckedProgram, Endpoint, StreamInfo
+
+# How a pool (a context of N > 1 workers) splits a stream's records among its workers (RUN.md §7):
+# by a stable hash of the `.partition_by` key, in turn, or all to one worker.
+Strategy = Literal["consistent_hash", "round_robin", "single"]
 
 
 @dataclass
@@ -51,6 +57,14 @@ class SinkPlan:
 
 @dataclass
 class ContextPlan:
+    """One context holding streams, run by `workers` processes (RUN.md §7).
+
+    `cores` are the listed cores; `worker_cores[n]` those worker n is pinned to (None: unpinned):
+    all of them for a context of one worker, else the n-th listed core, the list reused in turn.
+    `strategies` says how a pool splits each of its streams; a context of one worker has none (its
+    one process runs every stream whole), so the map is empty there.
+    """
+
     name: str
     cores: list[int] | None
     streams: list[str]  # declaration order
@@ -59,6 +73,9 @@ class ContextPlan:
     outputs_to: dict[str, list[str]] = field(default_factory=dict)  # hosted stream -> reading contexts
     subscriptions: list[SubscriptionPlan] = field(default_factory=list)  # those this process runs
     sinks: dict[str, list[SinkPlan]] = field(default_factory=dict)  # hosted stream -> its `.to`s, in order
+    workers: int = 1
+    worker_cores: list[list[int] | None] = field(default_factory=lambda: [None])  # per worker, 0..workers-1
+    strategies: dict[str, Strategy] = field(default_factory=dict)  # hosted stream -> strategy, pools only
 
 
 @dataclass
@@ -80,6 +97,20 @@ class Plan:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    def worker_processes(self) -> int:
+        """How many worker processes the plan describes: the workers of every context."""
+        return sum(c.workers for c in self.contexts)
+
+    def first_process(self) -> dict[str, int]:
+        """Each context's first worker process, numbered from 0 in plan order: the processes of a
+        context are numbered in a row, from its worker 0."""
+        numbers: dict[str, int] = {}
+        total = 0
+        for c in self.contexts:
+            numbers[c.name] = total
+            total += c.workers
+        return numbers
 
     def subscriptions(self) -> list[tuple[str, SubscriptionPlan]]:
         """Every subscription with the context that holds it, in plan order."""
@@ -123,9 +154,29 @@ def topo_order(program: CheckedProgram) -> list[str]:
     return out
 
 
+def stream_strategy(stream: StreamInfo) -> Strategy:
+    """How a pool splits `stream` among its workers (RUN.md §7): a keyed window by its key's hash,
+    each key whole in one worker; a stream without windows record by record, in turn (it keeps no
+    state between records); an unkeyed window whole in one worker (`check` warns about it)."""
+    if stream.window is None:
+        return "round_robin"
+    return "consistent_hash" if stream.partition_key is not None else "single"
+
+
+def worker_cores(cores: list[int] | None, workers: int) -> list[list[int] | None]:
+    """The cores each worker is pinned to (RUN.md §7): one worker gets every listed core; worker n
+    of a pool the n-th listed core, the list reused in turn; None (unpinned) without a list."""
+    if workers == 1:
+        return [list(cores) if cores is not None else None]
+    if not cores:
+        return [None] * workers
+    return [[cores[n % len(cores)]] for n in range(workers)]
+
+
 def build_plan(program: CheckedProgram) -> Plan:
     declared = [c.name for c in program.contexts]
     cores = {c.name: list(c.cores) if c.cores is not None else None for c in program.contexts}
+    workers = {c.name: c.workers for c in program.contexts}
     by_ctx: dict[str, list[str]] = {}
     for s in program.streams:
         by_ctx.setdefault(s.context, []).append(s.name)
@@ -133,7 +184,11 @@ def build_plan(program: CheckedProgram) -> Plan:
     if DEFAULT_CONTEXT in by_ctx:
         order.append(DEFAULT_CONTEXT)
     stream_context = {s.name: s.context for s in program.streams}
-    ctx_plans = {n: ContextPlan(n, cores.get(n), list(by_ctx[n]), []) for n in order}
+    ctx_plans = {n: ContextPlan(n, cores.get(n), list(by_ctx[n]), [], workers=workers.get(n, 1),
+                                worker_cores=worker_cores(cores.get(n), workers.get(n, 1))) for n in order}
+    for s in program.streams:
+        if ctx_plans[s.context].workers > 1:
+            ctx_plans[s.context].strategies[s.name] = stream_strategy(s)
     type_routes: dict[str, list[str]] = {}
     reader_ctxs: dict[str, list[str]] = {}  # source stream -> contexts holding a reader
     for s in program.streams:

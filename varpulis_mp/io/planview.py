@@ -1,6 +1,7 @@
 """Renders a Plan for `varpulis-mp plan`: text for people, JSON for tools, DOT for Graphviz.
 
-All three say the same things: which processes run, which context and cores each has, which
+All three say the same things: which processes run, which context and cores each has (each
+worker of a pool with its core, and how the pool splits each stream: `planview_workers`), which
 streams it holds, where each input event type is routed, every channel that crosses a
 process boundary, declared (`.emit(context: X)`) or implicit, and every connector with the
 process holding each of its uses (`planview_connectors`).
@@ -14,6 +15,15 @@ from typing import Any
 
 from varpulis_mp.engine.plan import Plan
 from varpulis_mp.io.planview_connectors import connector_dot, connector_rows, connector_text
+from varpulis_mp.io.planview_workers import (
+    dot_worker_lines,
+    is_pinned,
+    processes_text,
+    strategy_text,
+    streams_text,
+    worker_lines,
+    worker_rows,
+)
 from varpulis_mp.lang.checked import CheckedProgram
 
 
@@ -49,30 +59,32 @@ def _cores_text(cores: list[int] | None, available: list[int]) -> str:
     return "cores " + ",".join(str(c) for c in cores) + " (not all available here: runs unpinned)"
 
 
-def _process_rows(checked: CheckedProgram, plan: Plan, available: list[int]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for index, ctx in enumerate(plan.contexts):
-        rows.append(
-            {
-                "index": index,
-                "context": ctx.name,
-                "cores": ctx.cores,
-                "pinned": ctx.cores is not None and all(c in available for c in ctx.cores),
-                "streams": list(ctx.streams),
-                "event_types": list(ctx.event_types),
-                "inputs_from": dict(ctx.inputs_from),
-            }
-        )
-    return rows
+def _process_rows(plan: Plan, available: list[int]) -> list[dict[str, Any]]:
+    """One row per context holding streams; `index` is the number of its (first) worker process."""
+    first = plan.first_process()
+    return [
+        {
+            "index": first[ctx.name],
+            "context": ctx.name,
+            "cores": ctx.cores,
+            "pinned": is_pinned(ctx, available),
+            "streams": list(ctx.streams),
+            "event_types": list(ctx.event_types),
+            "inputs_from": dict(ctx.inputs_from),
+            "workers": worker_rows(ctx, first[ctx.name], available),
+        }
+        for ctx in plan.contexts
+    ]
 
 
 def render_json(checked: CheckedProgram, plan: Plan, available: list[int]) -> str:
     data = {
         "program": checked.path,
         "mode": "processes" if checked.contexts else "single-process",
-        "processes": _process_rows(checked, plan, available) if checked.contexts else [],
+        "processes": _process_rows(plan, available) if checked.contexts else [],
         "streams": [
-            {"name": s.name, "context": s.context, "source": s.source, "source_is_stream": s.source_is_stream}
+            {"name": s.name, "context": s.context, "source": s.source, "source_is_stream": s.source_is_stream,
+             "strategy": plan.context(s.context).strategies.get(s.name)}
             for s in checked.streams
         ],
         "ingress": {t: list(cs) for t, cs in plan.type_routes.items()},
@@ -100,13 +112,17 @@ def render_text(checked: CheckedProgram, plan: Plan, available: list[int]) -> st
     else:
         lines.append(
             f"{checked.path}: {n_streams} streams, {len(checked.contexts)} contexts, "
-            f"{len(plan.contexts)} worker processes"
+            f"{plan.worker_processes()} worker processes"
         )
     lines.append("")
     if checked.contexts:
-        for row, ctx in zip(_process_rows(checked, plan, available), plan.contexts, strict=True):
-            lines.append(f"process {row['index'] + 1}: context {ctx.name} ({_cores_text(ctx.cores, available)})")
-            lines.append(f"  streams: {', '.join(ctx.streams)}")
+        first = plan.first_process()
+        for ctx in plan.contexts:
+            workers = f", {ctx.workers} workers" if ctx.workers > 1 else ""
+            lines.append(f"{processes_text(first[ctx.name], ctx.workers)}: context {ctx.name}{workers} "
+                         f"({_cores_text(ctx.cores, available)})")
+            lines.extend(worker_lines(ctx, first[ctx.name], available))
+            lines.append(f"  streams: {streams_text(checked, ctx)}")
             if ctx.event_types:
                 lines.append(f"  reads events: {', '.join(ctx.event_types)}")
             for stream, source_ctx in ctx.inputs_from.items():
@@ -154,15 +170,17 @@ def render_dot(checked: CheckedProgram, plan: Plan) -> str:
     by_context: dict[str, list[str]] = {}
     for s in checked.streams:
         by_context.setdefault(s.context, []).append(s.name)
+    first = plan.first_process()
     for index, (ctx_name, names) in enumerate(by_context.items()):
-        cores = next((c.cores for c in plan.contexts if c.name == ctx_name), None)
-        process = next((i + 1 for i, c in enumerate(plan.contexts) if c.name == ctx_name), None)
-        where = f"process {process}: " if process is not None and checked.contexts else ""
-        label = f"{where}context {ctx_name}" + (f"\ncores {','.join(map(str, cores))}" if cores else "")
+        ctx = plan.context(ctx_name)
+        where = f"{processes_text(first[ctx_name], ctx.workers)}: " if checked.contexts else ""
+        label = f"{where}context {ctx_name}" + (f"\ncores {','.join(map(str, ctx.cores))}" if ctx.cores else "")
         out.append(f"  subgraph cluster_{index} {{")
-        out.append(f"    label={_quote(label)}; style=rounded; color=gray40;")
+        out.append(f"    label={_quote(label + dot_worker_lines(ctx))}; style=rounded; color=gray40;")
         for name in names:
-            out.append(f"    {_quote('stream:' + name)} [label={_quote(name)}, shape=box];")
+            strategy = strategy_text(checked, ctx, name)
+            node_label = f"{name}\n{strategy}" if strategy else name
+            out.append(f"    {_quote('stream:' + name)} [label={_quote(node_label)}, shape=box];")
         out.append("  }")
     declared = {(c.stream, c.target_context): c.declared for c in channels(checked, plan)}
     for s in checked.streams:

@@ -1,5 +1,6 @@
 """The connectors in `varpulis-mp plan` (RUN.md §1.1): for each one, its kind and parameters, the
-subscriptions and sinks that use it, and which process holds each.
+subscriptions and sinks that use it, and which process holds each (in a pool, worker 0 holds a
+subscription and every worker a sink, RUN.md §7).
 
 Owns how a connector is shown in the three formats `planview` renders. A secret (`password`) is
 never shown: only the fact that one is set.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from varpulis_mp.engine.plan import Plan
+from varpulis_mp.io.planview_workers import processes_text
 from varpulis_mp.lang.connector_kinds import KINDS, SECRET_PARAMS
 
 HIDDEN = "<hidden>"
@@ -99,10 +101,21 @@ def connector_text(plan: Plan, processes: bool) -> list[str]:
     """The `connectors:` section of the text plan (nothing when none is declared)."""
     if not plan.connectors:
         return []
-    number = {c.name: i + 1 for i, c in enumerate(plan.contexts)}
+    first = plan.first_process()
+    workers = {c.name: c.workers for c in plan.contexts}
 
-    def where(context: str) -> str:
-        return f"process {number[context]} (context {context})" if processes else "the one process"
+    def reader(context: str) -> str:
+        """Where a subscription runs: once, in worker 0 of a pool (RUN.md §7)."""
+        if not processes:
+            return "the one process"
+        pool = ", worker 0" if workers[context] > 1 else ""
+        return f"{processes_text(first[context], 1)} (context {context}{pool})"
+
+    def writers(context: str) -> str:
+        """Where a sink runs: in each worker of the context."""
+        if not processes:
+            return "the one process"
+        return f"{processes_text(first[context], workers[context])} (context {context})"
 
     lines = ["connectors:"]
     for connector in plan.connectors.values():
@@ -114,10 +127,10 @@ def connector_text(plan: Plan, processes: bool) -> list[str]:
             params = _params_text(connector.kind, u.params)
             detail = f" ({params})" if params else ""
             if u.event_type is not None:
-                lines.append(f"    reads {u.event_type}{detail} in {where(u.context)}, "
+                lines.append(f"    reads {u.event_type}{detail} in {reader(u.context)}, "
                              f"declared by {', '.join(u.streams)}")
             else:
-                lines.append(f"    writes {u.streams[0]}{detail} in {where(u.context)}")
+                lines.append(f"    writes {u.streams[0]}{detail} in {writers(u.context)}")
     return lines
 
 
@@ -128,15 +141,17 @@ def _topic(use: _Use) -> str:
 
 def connector_dot(plan: Plan, quote: Callable[[str], str]) -> list[str]:
     """Connector nodes and their edges: connector -> event type for a subscription (labelled with
-    its topic and the process holding it), stream -> connector for a sink."""
+    its topic and the context holding it, and the worker in a pool), stream -> connector for a sink."""
     out: list[str] = []
+    pools = {c.name for c in plan.contexts if c.workers > 1}
     for connector in plan.connectors.values():
         node = quote("connector:" + connector.name)
         out.append(f"  {node} [label={quote(f'{connector.name} ({connector.kind})')}, shape=cylinder];")
         for u in _uses(plan, connector.name):
             topic = _topic(u)
             if u.event_type is not None:
-                label = f"{topic} (context {u.context})" if topic else f"context {u.context}"
+                holder = f"context {u.context}" + (", worker 0" if u.context in pools else "")
+                label = f"{topic} ({holder})" if topic else holder
                 out.append(f"  {node} -> {quote('type:' + u.event_type)} [label={quote(label)}, style=dotted];")
             else:
                 out.append(f"  {quote('stream:' + u.streams[0])} -> {node} [label={quote(topic)}, style=dotted];")

@@ -260,24 +260,21 @@ Operation = Union[ContextOp, Where, Having, Select, Emit, PartitionBy, Window, A
 
 
 @dataclass(frozen=True, slots=True)
-class CoreItem:
-    pos: SourcePos
-    value: Expr  # an Int literal when valid; anything else is a checker error
-
-
-@dataclass(frozen=True, slots=True)
 class ContextOption:
-    """`NAME: [ ... ]` inside a context declaration (only `cores` is valid)."""
+    """`NAME: value` inside a context declaration; pos is NAME.
+
+    The grammar takes any expression as the value, so that the checker can say what is wrong with
+    it: `cores` takes a list of core numbers, `workers` a positive Int (VPL.md §3.1, RUN.md §7).
+    """
 
     pos: SourcePos
     name: str
-    items: tuple[CoreItem, ...]
-    value_pos: SourcePos
+    value: Expr
 
 
 @dataclass(frozen=True, slots=True)
 class ContextDecl:
-    """`context NAME [(cores: [...])]`; pos is NAME, keyword_pos the `context` word."""
+    """`context NAME [(OPTION: value, ...)]`; pos is NAME, keyword_pos the `context` word."""
 
     pos: SourcePos
     name: str
@@ -346,7 +343,7 @@ _NODE_TYPES: dict[str, type[Any]] = {
     for cls in (
         Literal_, Name, ListExpr, Call, Unary, Binary, IsNull, IfExpr, Paren, ContextOp, Where,
         Having, SelectItem, Select, EmitItem, Emit, PartitionBy, WindowArg, Window, AggItem,
-        Aggregate, CoreItem, ContextOption, ContextDecl, ConstDecl, StreamDecl, Param, FromOp, ToOp,
+        Aggregate, ContextOption, ContextDecl, ConstDecl, StreamDecl, Param, FromOp, ToOp,
         ConnectorDecl,
     )
 }

@@ -41,12 +41,14 @@ class WindowSpec:
 
 @dataclass(frozen=True, slots=True)
 class ContextInfo:
-    """A declared context. `cores` is None without a `cores:` option; core_pos[i] locates cores[i]."""
+    """A declared context. `cores` is None without a `cores:` option; core_pos[i] locates cores[i].
+    `workers` is how many processes run its streams (RUN.md §7): 1 unless `workers:` says more."""
 
     name: str
     pos: SourcePos
     cores: tuple[int, ...] | None
     core_pos: tuple[SourcePos, ...]
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)

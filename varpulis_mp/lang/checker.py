@@ -1,32 +1,31 @@
 """`check`: every rule a program must pass before it runs (VPL.md §3, §5-§9, §13).
 
-Owns the whole-program pass: context declarations, the stream graph (duplicates, cycles,
-statically known fields across streams), the routing warnings of §3.1 and §9.3, the program-size
-limits (`check_size`), and the assembly of the CheckedProgram. Expression, window, constant and per-stream rules live in the
-`check_*` and `constants` modules this one drives. All errors and warnings are collected; any
+Owns the whole-program pass: the stream graph (duplicates, cycles, statically known fields across
+streams), the routing warnings of §3.1 and §9.3, the program-size limits (`check_size`), and the
+assembly of the CheckedProgram. Context, expression, window, constant and per-stream rules live in
+the `check_*` and `constants` modules this one drives. All errors and warnings are collected; any
 error raises ProgramError carrying every diagnostic.
 """
 
 from __future__ import annotations
 
-from varpulis_mp.errors import ProgramError, SourcePos
+from varpulis_mp.errors import ProgramError
 from varpulis_mp.lang import ast
 from varpulis_mp.lang.check_connectors import ConnectorChecker
-from varpulis_mp.lang.check_report import Reporter, first_token
+from varpulis_mp.lang.check_contexts import check_contexts, pool_warnings
+from varpulis_mp.lang.check_report import Reporter
 from varpulis_mp.lang.check_size import check_program_size
 from varpulis_mp.lang.check_streams import Fields, StreamChecker, StreamEnv, StreamResult, fold_fields
 from varpulis_mp.lang.checked import DEFAULT_CONTEXT, CheckedProgram, ContextInfo, StreamInfo
 from varpulis_mp.lang.constants import ConstantTable, check_constants
-
-CORES_MESSAGE = "cores must be a non-empty list of distinct non-negative integers"
 
 
 def check_program(program: ast.Program) -> CheckedProgram:
     """Check a parsed program; raise ProgramError (all diagnostics, warnings included) on any error."""
     rep = Reporter(program)
     decls = program.declarations
-    contexts = _check_contexts([d for d in decls if isinstance(d, ast.ContextDecl)], rep)
     constants = check_constants([d for d in decls if isinstance(d, ast.ConstDecl)], rep)
+    contexts = check_contexts([d for d in decls if isinstance(d, ast.ContextDecl)], constants, rep)
 
     streams: dict[str, ast.StreamDecl] = {}
     for d in decls:
@@ -76,6 +75,7 @@ def check_program(program: ast.Program) -> CheckedProgram:
             )
         )
     _routing_warnings(contexts, streams, results, rep)
+    pool_warnings(contexts, infos, rep)
     check_program_size(contexts, {r.context for r in results.values()}, rep)
 
     if rep.has_errors:
@@ -98,50 +98,6 @@ def _names_in_use(
     used.update((c.name, f"the context declared at line {c.pos.line}") for c in contexts)
     used.update((name, f"the stream declared at line {d.pos.line}") for name, d in streams.items())
     return used
-
-
-def _check_contexts(decls: list[ast.ContextDecl], rep: Reporter) -> list[ContextInfo]:
-    infos: list[ContextInfo] = []
-    names: set[str] = set()
-    for decl in decls:
-        width = len(decl.name)
-        cores, core_pos = _check_cores(decl, rep)
-        if decl.name == DEFAULT_CONTEXT:
-            rep.error(decl.pos, f"the context name '{DEFAULT_CONTEXT}' is reserved", width)
-        elif decl.name in names:
-            rep.error(decl.pos, f"context '{decl.name}' is already declared", width)
-        else:
-            names.add(decl.name)
-            infos.append(ContextInfo(decl.name, decl.pos, cores, core_pos))
-    return infos
-
-
-def _check_cores(
-    decl: ast.ContextDecl, rep: Reporter
-) -> tuple[tuple[int, ...] | None, tuple[SourcePos, ...]]:
-    cores: list[int] | None = None
-    core_pos: list[SourcePos] = []
-    for option in decl.options:
-        if option.name != "cores":
-            rep.error(option.pos, f"unknown context option '{option.name}'", len(option.name))
-            continue
-        if cores is not None:
-            rep.error(option.pos, "the option 'cores' is given twice", len(option.name))
-            continue
-        cores = []
-        if not option.items:
-            rep.error(option.value_pos, CORES_MESSAGE, 1)
-        for item in option.items:
-            value = ast.strip_parens(item.value)
-            ok = isinstance(value, ast.Literal_) and value.kind == "int" and int(value.value) >= 0
-            if not ok or (isinstance(value, ast.Literal_) and value.value in cores):
-                pos, width = first_token(item.value)
-                rep.error(pos, CORES_MESSAGE, width)
-                continue
-            assert isinstance(value, ast.Literal_)
-            cores.append(int(value.value))
-            core_pos.append(item.pos)
-    return (None if cores is None else tuple(cores)), tuple(core_pos)
 
 
 def _check_cycles(streams: list[ast.StreamDecl], rep: Reporter) -> None:

@@ -155,7 +155,8 @@ class DepthTracker:
                 self._open(f, PAREN)
             return
         if t == "LSQB":
-            if f.kind == OPTS:
+            if f.kind == OPTS and toks[i - 1].type == "COLON":
+                # a `cores: [...]` list is the option's syntax (VPL.md §2), not a nesting level
                 frames.append(_Frame(ARGS, 0))
             else:
                 self._open(f, LIST)

@@ -82,8 +82,7 @@ class _Builder:
         return ast.ContextDecl(_p(c[1]), c[1].text, tuple(c[3]), _p(c[0]))
 
     def ctx_opt(self, c: list[Any]) -> ast.ContextOption:
-        items = tuple(ast.CoreItem(_first_pos(e), e) for e in c[3])
-        return ast.ContextOption(_p(c[0]), c[0].text, items, _p(c[2]))
+        return ast.ContextOption(_p(c[0]), c[0].text, c[2])
 
     def const_decl(self, c: list[Any]) -> ast.ConstDecl:
         kw = c[0]
