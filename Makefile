@@ -8,7 +8,7 @@ SHARED := ../shared
 # folders ..."), which pip shows even with --quiet; warnings that ask for a change still show.
 PIP_INSTALL := $(BIN)/python -W "ignore:Editable installation" -m pip install --quiet
 
-.PHONY: install demo test lint bench clean conformance brokers
+.PHONY: install demo test lint bench clean conformance brokers systemd-analyze
 
 install: $(STAMP)
 
@@ -23,20 +23,30 @@ demo: install
 	@echo
 	@echo "varpulis-mp is installed in $(VENV); to run it as README.md shows, first: . $(VENV)/bin/activate"
 
-test: install brokers
+test: install brokers systemd-analyze
 	$(BIN)/python -m pytest -q
 
-# The connector tests run a real MQTT broker (mosquitto; nats-server comes with the test extras).
-# Installed here when missing and allowed (root with apt-get); otherwise stop and say what to do.
-brokers:
-	@PATH="$$PATH:/usr/sbin:/usr/local/sbin"; command -v mosquitto >/dev/null 2>&1 || { \
+# $(call need,COMMAND,PACKAGE,WHAT FOR): when COMMAND is missing, install PACKAGE with apt-get if
+# allowed (root), else stop and say what to install.
+define need
+	@PATH="$$PATH:/usr/sbin:/usr/local/sbin"; command -v $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing mosquitto (for the MQTT connector tests)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	    echo "installing $(2) ($(3))"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	  else \
-	    echo "make test needs mosquitto for the MQTT connector tests: install it (apt-get install mosquitto)" >&2; \
+	    echo "make test needs $(1) $(3): install it (apt-get install $(2))" >&2; \
 	    exit 1; \
 	  fi; }
+endef
+
+# The connector tests run a real MQTT broker (mosquitto; nats-server comes with the test extras).
+brokers:
+	$(call need,mosquitto,mosquitto,for the MQTT connector tests)
+
+# The unit file's test checks examples/systemd/varpulis-mp@.service with systemd-analyze (package
+# systemd; no running systemd needed).
+systemd-analyze:
+	$(call need,systemd-analyze,systemd,for the systemd unit's test)
 
 lint: install
 	$(BIN)/ruff check varpulis_mp tests bench

@@ -11,7 +11,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.errors import (
@@ -36,6 +36,9 @@ from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.outputs import Discard, RecordRouter
 from varpulis_mp.runtime.progress import ProgressBar
 from varpulis_mp.runtime.rejections import RejectionLog
+
+if TYPE_CHECKING:
+    from varpulis_mp.runtime.notify import Notifier
 
 Action = Callable[[], int]
 
@@ -399,6 +402,9 @@ class RunOptions:
 
 
 def run(options: RunOptions) -> int:
+    from varpulis_mp.runtime.notify import Notifier
+
+    notifier = Notifier.from_environment()  # before any worker is forked: none inherits the socket
     checked, diagnostics = _load(options.program)
     if checked is None:
         _print_diagnostics(diagnostics)
@@ -453,7 +459,7 @@ def run(options: RunOptions) -> int:
 
     heap.settle()
     try:
-        summary = _run_live(checked, options, feed, records, sinks, subscriptions)
+        summary = _run_live(checked, options, feed, records, sinks, subscriptions, notifier)
         records.close()
     except RuntimeFailure as exc:
         _close_quietly(records)
@@ -477,7 +483,8 @@ def run(options: RunOptions) -> int:
 
 
 def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, records: RecordRouter,
-              sinks: dict[str, list[Sink]], subscriptions: dict[str, list[FeedSource]]) -> Summary:
+              sinks: dict[str, list[Sink]], subscriptions: dict[str, list[FeedSource]],
+              notifier: Notifier) -> Summary:
     if _uses_processes(checked, options.inline):
         from varpulis_mp.runtime import live
         from varpulis_mp.runtime.supervisor import LiveInput, run_processes
@@ -488,11 +495,11 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
                              live=LiveInput(feed, records.deliver, on_start=records.start,
                                             drain_timeout_s=options.drain_timeout_s, sinks=sinks,
                                             subscriptions=subscriptions,
-                                            on_lines=records.lines_taker()))
+                                            on_lines=records.lines_taker(), notifier=notifier))
     from varpulis_mp.runtime.live import run_live
 
     records.start()
-    return run_live(checked, feed, records.deliver)
+    return run_live(checked, feed, records.deliver, notifier)
 
 
 def _live_sources(options: RunOptions, reads_default_input: bool) -> list[FeedSource]:

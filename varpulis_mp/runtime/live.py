@@ -23,6 +23,7 @@ from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.engine.plan import build_plan
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime.live_feed import POLL_S, LiveFeed, wall_clock_ms
+from varpulis_mp.runtime.notify import Notifier, StatusLine
 
 DISPLAY_PATH = "<stdin>"
 
@@ -57,7 +58,8 @@ def _session_gaps_ms(flow: Dataflow) -> list[int]:
     return gaps
 
 
-def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[Output], bool], None]) -> Summary:
+def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[Output], bool], None],
+             notifier: Notifier | None = None) -> Summary:
     """Run `checked` on the events of `feed` (the default input and the subscriptions) in this one process.
 
     `on_origin(outputs, flush)` gets the outputs of the events that arrived together (one wake-up
@@ -65,6 +67,7 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
     wall clock (VPL.md §8.5) when they close, and the outputs of the end-of-input flush with
     `flush` true. This is the one-process
     driver (no contexts, or `--inline`); with contexts, `run_processes` takes a `LiveInput`.
+    `notifier` tells systemd (runtime/notify.py) when the loop starts, how it goes and when it stops.
     """
     plan = build_plan(checked)
     pending: list[Output] = []
@@ -92,8 +95,17 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
     if threading.current_thread() is threading.main_thread():  # else the host handles signals
         previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     event_types = flow.event_types
+    service = notifier or Notifier()
+    status_line = StatusLine(time.monotonic())
+
+    def status() -> str:
+        return status_line(time.monotonic(), n, ["one process"])
+
     try:
+        feed.start()  # the clients exist: ready (a broker that is down does not hold it back)
+        service.ready()
         for events in feed.chunks(lambda: stop.signal is not None, tick_s):
+            service.tick(time.monotonic(), status)
             if gaps and time.monotonic() - last_expire >= tick_s:
                 last_expire = time.monotonic()
                 flow.expire_sessions(wall_clock_ms(), n)
@@ -110,6 +122,7 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
                 # One hand-over per wake-up: every event that arrived together is processed by now.
                 hand_over(False)
             feed.processed()
+        service.stopping()
         flow.end_all(n + 1)
         hand_over(True)
         feed.processed()

@@ -40,6 +40,7 @@ from varpulis_mp.runtime.ingress import InputReader, SourceThread
 from varpulis_mp.runtime.ingress_blocks import BlockReader
 from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.merger import ENDED, Merger
+from varpulis_mp.runtime.notify import Notifier, StatusLine
 from varpulis_mp.runtime.relay import RelayedSource
 from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
@@ -74,6 +75,7 @@ class LiveInput:
     # context -> the subscriptions its worker runs (RUN.md §1.2), relayed to `feed` (runtime/relay.py)
     subscriptions: dict[str, list[FeedSource]] = field(default_factory=dict)
     on_lines: Callable[[list[str]], None] | None = None
+    notifier: Notifier = field(default_factory=Notifier)  # systemd's (runtime/notify.py); none by default
 
 
 def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
@@ -261,6 +263,8 @@ class _Supervisor:
         self.draining = False
         self.interrupted_by: int | None = None  # the signal that asked for the drain
         self.drain_deadline: float | None = None
+        self.notifier = live.notifier if live is not None else Notifier()
+        self.status_line = StatusLine(time.monotonic())
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -327,6 +331,7 @@ class _Supervisor:
         ready = [False] * len(self.workers)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not all(ready):
+            self._tick_service()
             self._check_children(force=True)
             self._dispatch_signals()
             if time.monotonic() > deadline:
@@ -342,6 +347,7 @@ class _Supervisor:
                             # Exit codes mean something: a worker that cannot start stops the run.
                             name = self.workers[frame[2]].spec.name
                             raise RuntimeFailure(f"context '{name}' worker failed to start: {frame[1]}")
+        self.notifier.ready()
 
     def _connect(self) -> None:
         assert self.transport is not None and self.run_dir is not None
@@ -379,6 +385,7 @@ class _Supervisor:
             router.end_input()
         readable = set(range(len(outputs)))  # what the last wait found readable (at first: try all)
         while True:
+            self._tick_service()
             self._dispatch_signals()
             self._check_drain_deadline()
             self._check_children()
@@ -492,8 +499,11 @@ class _Supervisor:
         """First SIGTERM/SIGINT: stop reading and drain as at the end of input (within the live
         run's drain deadline, if it has one)."""
         self.draining = True  # before every worker is ready, the loop starts the drain at once
+        self.notifier.stopping()
         if self.live is not None and self.live.drain_timeout_s is not None:
             self.drain_deadline = time.monotonic() + self.live.drain_timeout_s
+            # systemd waits for the whole drain and the hard stop after it, whatever TimeoutStopSec says.
+            self.notifier.extend_timeout(int((self.live.drain_timeout_s + TERM_GRACE_S + EXIT_GRACE_S) * 1e6))
         if self.router is not None:
             self.router.end_input()
 
@@ -505,6 +515,15 @@ class _Supervisor:
         self._terminate(unfinished)
         name = unfinished[0].spec.name if unfinished else self.workers[0].spec.name
         raise RuntimeFailure(f"{why} before context '{name}' finished")
+
+    def _tick_service(self) -> None:
+        """systemd's watchdog ping and STATUS line (runtime/notify.py), from this loop: a stuck
+        supervisor stops pinging, a hung worker does not stop it."""
+        if not self.notifier.enabled:
+            return
+        self.notifier.tick(time.monotonic(), lambda: self.status_line(
+            time.monotonic(), self.router.events if self.router is not None else 0,
+            [f"{sum(w.status is None for w in self.workers)}/{len(self.workers)} contexts up"]))
 
     def _check_drain_deadline(self) -> None:
         if self.drain_deadline is not None and time.monotonic() > self.drain_deadline:
