@@ -213,6 +213,20 @@ def run(
                           help="How long a sink's circuit stays open (its records going to the dead letters) "
                                "before one trial (30s, 500ms, 2m).")
     ] = "30s",
+    metrics: Annotated[
+        bool, typer.Option("--metrics", help="Serve Prometheus metrics at /metrics and a health check at /healthz.")
+    ] = False,
+    metrics_host: Annotated[
+        Optional[str],  # noqa: UP007
+        typer.Option("--metrics-host", metavar="ADDRESS",
+                     help="The address the metrics server listens on (with --metrics).  [default: 127.0.0.1]",
+                     show_default=False),
+    ] = None,
+    metrics_port: Annotated[
+        Optional[int],  # noqa: UP007
+        typer.Option("--metrics-port", metavar="PORT", min=0, max=65535,
+                     help="The metrics server's port (with --metrics; 0: a free one, named in the log).  [default: 9090]", show_default=False),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
     """Run a program on live `.evt` lines from standard input until the input ends or SIGTERM/SIGINT.
@@ -235,9 +249,15 @@ def run(
         print(f"error: --circuit-reset must be a positive duration such as 30s or 500ms, got {circuit_reset!r}",
               file=sys.stderr)
         raise typer.Exit(2)
+    if not metrics and (metrics_host is not None or metrics_port is not None):
+        given = "--metrics-host" if metrics_host is not None else "--metrics-port"
+        print(f"error: {given} needs --metrics", file=sys.stderr)
+        raise typer.Exit(2)
     options = commands.RunOptions(program=str(chosen), input=input_path, output=output.value, inline=inline,
                                   channel_capacity=channel_capacity, drain_timeout_s=drain_s,
-                                  dead_letter=dead_letter, circuit_reset_s=reset_s)
+                                  dead_letter=dead_letter, circuit_reset_s=reset_s,
+                                  metrics_host=(metrics_host or "127.0.0.1") if metrics else None,
+                                  metrics_port=9090 if metrics_port is None else metrics_port)
     _guarded(debug, lambda: commands.run(options))
 
 

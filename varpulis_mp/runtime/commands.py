@@ -36,6 +36,10 @@ from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.outputs import Discard, RecordRouter
 from varpulis_mp.runtime.progress import ProgressBar
 from varpulis_mp.runtime.rejections import RejectionLog
+from varpulis_mp.runtime.run_hooks import NoMetrics, RunHooks
+
+if TYPE_CHECKING:
+    from varpulis_mp.engine.plan import Plan
 
 if TYPE_CHECKING:
     from varpulis_mp.runtime.notify import Notifier
@@ -399,6 +403,8 @@ class RunOptions:
     drain_timeout_s: float = 30.0
     dead_letter: str | None = None  # the dead-letter JSON Lines file; None: dead letters counted only
     circuit_reset_s: float = 30.0  # how long a sink's open circuit waits before its trial
+    metrics_host: str | None = None  # serve the metrics (RUN.md §4) on this address; None: no server
+    metrics_port: int = 9090
 
 
 def run(options: RunOptions) -> int:
@@ -418,6 +424,32 @@ def run(options: RunOptions) -> int:
 
     logs.configure()
     plan = build_plan(checked)
+    metrics = _start_metrics(options, checked, plan)
+    if metrics is None:
+        return EXIT_BAD_INPUT
+    try:
+        return _run_planned(checked, plan, options, metrics, notifier)
+    finally:
+        metrics.close()
+
+
+def _start_metrics(options: RunOptions, checked: CheckedProgram, plan: Plan) -> RunHooks | None:
+    """The metrics server listening before anything else starts, or None once said why it cannot."""
+    if options.metrics_host is None:
+        return NoMetrics()
+    from varpulis_mp.runtime.metrics import MetricsServerError
+    from varpulis_mp.runtime.run_metrics import RunMetrics
+
+    try:
+        return RunMetrics(checked, plan, options.metrics_host, options.metrics_port,
+                          one_process=not _uses_processes(checked, options.inline))
+    except MetricsServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def _run_planned(checked: CheckedProgram, plan: Plan, options: RunOptions, metrics: RunHooks,
+                 notifier: Notifier) -> int:
     try:
         dead_letters = DeadLetters(options.dead_letter)
     except OSError as exc:
@@ -442,7 +474,8 @@ def run(options: RunOptions) -> int:
     processes = _uses_processes(checked, options.inline)
     if not processes:  # else each runs in the worker of its stream, relayed to the feed
         sources += [source for by_context in subscriptions.values() for source in by_context]
-    feed = LiveFeed(sources, [s.name for s in checked.streams], log)
+    feed = metrics.feed(sources, [s.name for s in checked.streams], log)
+    metrics.watch(log, dead_letters, subscriptions)
     out = sys.stdout
     human: HumanSink | None = None
     stdout: SinkPartition
@@ -459,7 +492,7 @@ def run(options: RunOptions) -> int:
 
     heap.settle()
     try:
-        summary = _run_live(checked, options, feed, records, sinks, subscriptions, notifier)
+        summary = _run_live(checked, options, feed, records, sinks, subscriptions, notifier, metrics)
         records.close()
     except RuntimeFailure as exc:
         _close_quietly(records)
@@ -473,6 +506,7 @@ def run(options: RunOptions) -> int:
         log.finish()
         dead_letters.close()  # after the sinks: what they gave up at their close is in it
     summary.dead_letters += dead_letters.total  # the workers' sinks' (in the summary) and this process's
+    metrics.finish()
     if human is not None:
         human.summary(summary, out)
         human.close()
@@ -484,7 +518,7 @@ def run(options: RunOptions) -> int:
 
 def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, records: RecordRouter,
               sinks: dict[str, list[Sink]], subscriptions: dict[str, list[FeedSource]],
-              notifier: Notifier) -> Summary:
+              notifier: Notifier, metrics: RunHooks) -> Summary:
     if _uses_processes(checked, options.inline):
         from varpulis_mp.runtime import live
         from varpulis_mp.runtime.supervisor import LiveInput, run_processes
@@ -492,14 +526,15 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
         # The connectors' clients start in the supervisor once the workers are forked.
         return run_processes(checked, sys.stdin.buffer, live.DISPLAY_PATH, lambda outputs: None,
                              channel_capacity=options.channel_capacity, pin=True,
-                             live=LiveInput(feed, records.deliver, on_start=records.start,
+                             live=LiveInput(feed, metrics.deliver(records.deliver),
+                                            on_start=metrics.on_start(records.start),
                                             drain_timeout_s=options.drain_timeout_s, sinks=sinks,
                                             subscriptions=subscriptions,
                                             on_lines=records.lines_taker(), notifier=notifier))
     from varpulis_mp.runtime.live import run_live
 
-    records.start()
-    return run_live(checked, feed, records.deliver, notifier)
+    metrics.on_start(records.start)()
+    return run_live(checked, feed, metrics.deliver(records.deliver), notifier)
 
 
 def _live_sources(options: RunOptions, reads_default_input: bool) -> list[FeedSource]:
