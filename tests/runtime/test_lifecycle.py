@@ -85,7 +85,7 @@ def test_a_worker_ignores_sigterm_the_supervisor_handles_it(big_events: Path) ->
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("sig,words", [(signal.SIGKILL, "killed by signal 9"),
-                                       (signal.SIGSEGV, "killed by signal 11")])
+                                       (signal.SIGUSR1, "killed by signal 10")])
 def test_dead_worker_stops_the_run_naming_its_context(big_events: Path, monkeypatch: pytest.MonkeyPatch,
                                                       sig: int, words: str) -> None:
     made = track_run_dirs(monkeypatch)
