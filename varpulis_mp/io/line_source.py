@@ -59,19 +59,22 @@ class LineSource:
             return batch
         pending = self._pending
         pending += chunk
-        start = 0
-        while True:
-            cut = pending.find(b"\n", start)
-            if cut < 0:
-                break
-            line = bytes(pending[start:cut])
-            start = cut + 1
+        cut = pending.rfind(b"\n")
+        if cut >= 0:
+            # Every whole line at once, split in C.
+            whole = bytes(pending[:cut])
+            del pending[:cut + 1]
+            lines = whole.split(b"\n")
             if self._skipping:
                 self._skipping = False
-                continue
-            self._lineno += 1
-            batch.lines.append(self._take(line))
-        del pending[:start]
+                del lines[0]  # the end of the overlong line
+            if lines:
+                self._lineno += len(lines)
+                if self._first:
+                    lines[0] = self._without_bom(lines[0])
+                if b"\r" in whole:
+                    lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+                batch.lines += lines
         if len(pending) > MAX_LINE_BYTES + 1 and not self._skipping:
             self._lineno += 1
             self._skipping = True
@@ -82,11 +85,16 @@ class LineSource:
         return batch
 
     def _take(self, line: bytes) -> bytes:
+        """A line as handed on: without its CR, and the first without a UTF-8 byte order mark."""
+        line = self._without_bom(line)
+        return line[:-1] if line.endswith(b"\r") else line
+
+    def _without_bom(self, line: bytes) -> bytes:
         if self._first:
             self._first = False
             if line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-        return line[:-1] if line.endswith(b"\r") else line
+                return line[3:]
+        return line
 
     def close(self) -> None:
         if self._owned:

@@ -60,9 +60,10 @@ def _session_gaps_ms(flow: Dataflow) -> list[int]:
 def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[Output], bool], None]) -> Summary:
     """Run `checked` on the events of `feed` (the default input and the subscriptions) in this one process.
 
-    `on_origin(outputs, flush)` gets the outputs of each event (in canonical order within it) as
-    soon as the event was processed, the sessions closed by the wall clock (VPL.md §8.5) when they
-    close, and the outputs of the end-of-input flush with `flush` true. This is the one-process
+    `on_origin(outputs, flush)` gets the outputs of the events that arrived together (one wake-up
+    of the feed), in canonical order, as soon as they were processed, the sessions closed by the
+    wall clock (VPL.md §8.5) when they close, and the outputs of the end-of-input flush with
+    `flush` true. This is the one-process
     driver (no contexts, or `--inline`); with contexts, `run_processes` takes a `LiveInput`.
     """
     plan = build_plan(checked)
@@ -98,12 +99,15 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
                 flow.expire_sessions(wall_clock_ms(), n)
                 if pending:
                     hand_over(False)
+            push = flow.push_event
             for event in events:
                 n += 1
                 if event.type not in event_types:
                     unread += 1
                 else:
-                    flow.push_event(n, event.type, event.ts, event.fields)
+                    push(n, event.type, event.ts, event.fields)
+            if pending:
+                # One hand-over per wake-up: every event that arrived together is processed by now.
                 hand_over(False)
             feed.processed()
         flow.end_all(n + 1)

@@ -206,11 +206,47 @@ class LiveFeed:
                 self._health.look(source.name, source.partition)
 
     def _parse_lines(self, source: FeedSource, batch: LineBatch, into: list[Event]) -> None:
+        lineno = batch.first_line - 1 if batch.first_line else source.lines_seen
+        lines = batch.lines
+        done = self._parse_block(source, lines, lineno + 1, into) if len(lines) > 1 else 0
+        self._parse_one_by_one(source, lines[done:], lineno + done, into)
+        source.lines_seen = lineno + len(lines)
+
+    def _parse_block(self, source: FeedSource, lines: list[bytes], first: int, into: list[Event]) -> int:
+        """Parse `lines` as one block, through the parser's fast path (one match over many lines of
+        the shapes it learned); returns how many lines were handled. It stops before the first line
+        it cannot take, and everything from there goes line by line, as the lines of a batch that is
+        not UTF-8 or holds a CR do: so what is rejected, and how it is reported, is the same."""
+        joined = b"\n".join(lines)
+        if b"\r" in joined:
+            return 0
+        try:
+            text = joined.decode("utf-8")
+        except UnicodeDecodeError:
+            return 0
+        parser = source.parser
+        assert parser is not None
+        events: list[Event] = []
+        append = events.append
+        done = len(lines)
+        try:
+            for event in parser.parse_block(text, first):
+                append(event)
+        except EventFileError:
+            # The lines between the last event and the bad one hold no event: parsed again, harmlessly.
+            done = events[-1].line - first + 1 if events else 0
+        if source.types is None:
+            into += events
+        else:
+            for event in events:
+                self._admit(source, event, event.line, lines[event.line - first], into)
+        return done
+
+    def _parse_one_by_one(self, source: FeedSource, lines: list[bytes], lineno: int, into: list[Event]) -> None:
         parser = source.parser
         assert parser is not None
         name = source.name
-        lineno = batch.first_line - 1 if batch.first_line else source.lines_seen
-        for raw in batch.lines:
+        for raw in lines:
             lineno += 1
             try:
                 text = raw.decode("utf-8")
@@ -225,14 +261,16 @@ class LiveFeed:
                 diagnostic = exc.diagnostics[0]
                 self.log.reject(name, reason_of(diagnostic.message), diagnostic.render, raw)
                 continue
-            if event is None:
-                continue
-            if source.types is not None and event.type not in source.types:
-                where = f"{source.display}:{lineno}: error: event type '{event.type}' is not read from {name}"
-                self.log.reject(name, "type mismatch", lambda where=where: where, raw)  # type: ignore[misc]
-                continue
-            into.append(event)
-        source.lines_seen = lineno
+            if event is not None:
+                self._admit(source, event, lineno, raw, into)
+
+    def _admit(self, source: FeedSource, event: Event, lineno: int, raw: bytes, into: list[Event]) -> None:
+        if source.types is not None and event.type not in source.types:
+            name = source.name
+            where = f"{source.display}:{lineno}: error: event type '{event.type}' is not read from {name}"
+            self.log.reject(name, "type mismatch", lambda where=where: where, raw)  # type: ignore[misc]
+            return
+        into.append(event)
 
     @staticmethod
     def _take_events(batch: EventBatch, into: list[Event]) -> None:
