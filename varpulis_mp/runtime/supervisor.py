@@ -107,13 +107,14 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
     whole = on_lines is not None or on_outputs is not None
     blocks = whole and any(c.event_types for c in plan.contexts)
     specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set(),
-                         block_ingress=blocks, jsonl_out=on_lines is not None)
+                         block_ingress=blocks, jsonl_out=on_lines is not None, prompt=live is not None)
     if live is not None:
         for spec in specs:  # each stream's sinks run in the worker of its context (RUN.md §1.2)
             spec.sinks = {name: live.sinks[name] for name in spec.streams if name in live.sinks}
     with_flush = live.on_origin if live is not None else on_outputs
+    gathered = _Gathered(live.on_origin) if live is not None else None
     if with_flush is not None:
-        tell = with_flush
+        tell = gathered.add if gathered is not None else with_flush
 
         def on_origin_complete(outputs: list[Output]) -> None:
             flush_origin = sup.router.flush_origin if sup.router is not None else None
@@ -121,7 +122,7 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
 
     sup = _Supervisor(program, plan, specs, events_source, display_path, on_origin_complete,
                       on_input_event, channel_capacity, skip_empty or whole or live is not None,
-                      on_lines, live)
+                      on_lines, live, gathered)
     if live is not None:
         _relay_subscriptions(sup, live, specs)
     return sup.run()
@@ -146,9 +147,32 @@ def _relay_subscriptions(sup: _Supervisor, live: LiveInput, specs: list[WorkerSp
         sup.merger.on_relayed = lambda worker, frame: relayed[(worker, frame[1])].relay(frame)
 
 
+class _Gathered:
+    """A live run's outputs, handed on once per release of the merger rather than once per origin:
+    one write and one flush of each sink however many origins a release completes (many, under
+    load), in the same order. The end-of-input flush's outputs go in a call of their own."""
+
+    def __init__(self, tell: Callable[[list[Output], bool], None]) -> None:
+        self._tell = tell
+        self._held: list[Output] = []
+
+    def add(self, outputs: list[Output], flush: bool) -> None:
+        if flush:
+            self.hand_over()
+            self._tell(outputs, True)
+        else:
+            self._held += outputs
+
+    def hand_over(self) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            self._tell(held, False)
+
+
 def worker_specs(plan: Plan, capacity: int, display_path: str, pin: bool, unpinned: set[str], *,
-                 block_ingress: bool = False, jsonl_out: bool = False) -> list[WorkerSpec]:
-    """One WorkerSpec per context of the plan, with context names turned into indices."""
+                 block_ingress: bool = False, jsonl_out: bool = False, prompt: bool = False) -> list[WorkerSpec]:
+    """One WorkerSpec per context of the plan, with context names turned into indices; `prompt`
+    for a live run (outputs leave each worker as soon as its inputs are drained)."""
     index = {c.name: i for i, c in enumerate(plan.contexts)}
     n = len(plan.contexts)
     # reach[i][j]: records of context i can reach context j; a cycle of contexts is i, j reaching each other.
@@ -180,6 +204,7 @@ def worker_specs(plan: Plan, capacity: int, display_path: str, pin: bool, unpinn
             cycle_peers={src for src in inputs_from.values() if reach[i][src] and reach[src][i]},
             capacity=capacity, display_path=display_path,
             block_ingress=block_ingress, owners=owners if block_ingress else {}, jsonl_out=jsonl_out,
+            prompt=prompt,
         ))
     return specs
 
@@ -206,8 +231,9 @@ class _Supervisor:
                  on_origin_complete: Callable[[list[Output]], None],
                  on_input_event: Callable[[int, int, str], None] | None, capacity: int,
                  skip_empty: bool, on_lines: Callable[[list[str]], None] | None = None,
-                 live: LiveInput | None = None) -> None:
+                 live: LiveInput | None = None, gathered: _Gathered | None = None) -> None:
         self.program = program
+        self.gathered = gathered
         self.plan = plan
         self.specs = specs
         self.source = source
@@ -387,10 +413,14 @@ class _Supervisor:
             router.stop_reading()  # nothing after a bad line is processed
             if merger.complete() >= origin - 1:
                 merger.release(origin - 1)
+                if self.gathered is not None:
+                    self.gathered.hand_over()
                 raise exc
             limit = min(limit, origin - 1)
         if limit > merger.released:
             merger.release(limit)
+            if self.gathered is not None:
+                self.gathered.hand_over()
             if self.live is not None:
                 self.live.feed.released(merger.released)
 

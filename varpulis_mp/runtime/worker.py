@@ -46,7 +46,9 @@ __all__ = ["MERGER", "WorkerSpec", "worker_main"]
 _ENDED = 1 << 62  # progress of a source that has ended
 MERGER = -1  # destination key of the channel toward the merger
 # Outputs and progress toward the merger wait at most this long for more to travel with them (a
-# message per input message would cost the merger more than the outputs themselves).
+# message per input message would cost the merger more than the outputs themselves). In a live
+# run (`WorkerSpec.prompt`) they leave at once whenever the worker has read everything waiting
+# for it: an idle worker adds no delay, a loaded one still batches.
 FLUSH_S = 0.01
 _DEFERRABLE = frozenset({wire.PROGRESS, wire.LINES_OUT, wire.OUTPUTS, wire.SHAPE})
 
@@ -75,6 +77,8 @@ class WorkerSpec:
     sinks: dict[str, list[Sink]] = field(default_factory=dict)
     # A live run's subscriptions declared by hosted streams (runtime/relay.py).
     subscriptions: list[Source] = field(default_factory=list)
+    # A live run: what is gathered for the merger leaves as soon as the inputs are drained.
+    prompt: bool = False
 
 
 def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> NoReturn:
@@ -220,6 +224,7 @@ class _Worker:
                 subs.take(ready_fds, self.dests[MERGER].add)
             if not ready_r and not writers and os.getppid() != self.parent:
                 raise RuntimeError("the supervisor went away")
+            drained = not blocked  # every input read to its end this turn
             for pos in ready_r:
                 owner = owners[pos]
                 rcv = readers[pos]
@@ -231,10 +236,16 @@ class _Worker:
                     dec = ingress_dec if owner is None else decoders[owner]
                     self._handle(wire.decode(data), dec, transport)
                     if owner is None and self.started and any(d.outbox for d in dests):
+                        drained = False
                         break
+                else:
+                    drained = False
             # One message per turn and channel: what the turn's input messages gave, together; toward
-            # the merger, one per batch or per FLUSH_S.
-            self._seal_turn()
+            # the merger, one per batch or per FLUSH_S (in a live run, also whenever nothing more waits).
+            if drained and self.spec.prompt:
+                self._seal_all()
+            else:
+                self._seal_turn()
             for d in dests:
                 d.pump()
 
