@@ -486,7 +486,8 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
                              channel_capacity=options.channel_capacity, pin=True,
                              live=LiveInput(feed, records.deliver, on_start=records.start,
                                             drain_timeout_s=options.drain_timeout_s, sinks=sinks,
-                                            subscriptions=subscriptions))
+                                            subscriptions=subscriptions,
+                                            on_lines=records.lines_taker()))
     from varpulis_mp.runtime.live import run_live
 
     records.start()

@@ -8,9 +8,10 @@ closes every sink, which delivers what it still holds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from varpulis_mp.engine.output import Output
+from varpulis_mp.io.jsonl import JsonlSink
 from varpulis_mp.io.ports import Sink, SinkPartition
 
 __all__ = ["Discard", "RecordRouter"]
@@ -20,6 +21,9 @@ class Discard:
     """`--output none`: no records on standard output (the choice under systemd)."""
 
     def write_batch(self, records: Sequence[Output], flush: bool) -> None:
+        pass
+
+    def write_lines(self, lines: list[str]) -> None:
         pass
 
     def close(self) -> None:
@@ -39,6 +43,23 @@ class RecordRouter:
         if self._sinks and not self._by_stream:
             self._by_stream = {name: [d.build(0, 1) for d in descriptions]
                                for name, descriptions in self._sinks.items()}
+
+    def lines_taker(self) -> Callable[[list[str]], None] | None:
+        """What takes the records as ready-made JSON Lines lines (each written and flushed at once)
+        when that is all standard output wants (`jsonl`, or nothing for `none`) and no `.to` sink
+        is run here; None when the Outputs themselves are needed."""
+        if self._sinks:
+            return None
+        stdout = self._stdout
+        if isinstance(stdout, Discard):
+            return stdout.write_lines
+        if isinstance(stdout, JsonlSink):
+            def take(lines: list[str]) -> None:
+                stdout.write_lines(lines)
+                stdout.flush()
+
+            return take
+        return None
 
     def deliver(self, outputs: list[Output], flush: bool) -> None:
         self._stdout.write_batch(outputs, flush)

@@ -61,7 +61,9 @@ class LiveInput:
     (runtime/ingress_live.py).
 
     `on_origin(outputs, flush)` replaces `on_origin_complete`: `flush` is true for the outputs of the
-    end-of-input flush.
+    end-of-input flush. With `on_lines` the records are wanted as JSON Lines only (`run --output
+    jsonl` or `none`): the workers write them, and `on_lines` gets them in canonical order, each
+    release of the merger in one call, instead of `on_origin`.
     """
 
     feed: LiveFeed
@@ -71,6 +73,7 @@ class LiveInput:
     sinks: dict[str, list[Sink]] = field(default_factory=dict)  # stream -> its `.to`s, run by its worker
     # context -> the subscriptions its worker runs (RUN.md §1.2), relayed to `feed` (runtime/relay.py)
     subscriptions: dict[str, list[FeedSource]] = field(default_factory=dict)
+    on_lines: Callable[[list[str]], None] | None = None
 
 
 def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
@@ -106,13 +109,14 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
     plan = build_plan(program)
     whole = on_lines is not None or on_outputs is not None
     blocks = whole and any(c.event_types for c in plan.contexts)
-    specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set(),
-                         block_ingress=blocks, jsonl_out=on_lines is not None, prompt=live is not None)
+    live_lines = live.on_lines if live is not None else None
+    specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set(), block_ingress=blocks,
+                         jsonl_out=on_lines is not None or live_lines is not None, prompt=live is not None)
     if live is not None:
         for spec in specs:  # each stream's sinks run in the worker of its context (RUN.md §1.2)
             spec.sinks = {name: live.sinks[name] for name in spec.streams if name in live.sinks}
-    with_flush = live.on_origin if live is not None else on_outputs
-    gathered = _Gathered(live.on_origin) if live is not None else None
+    with_flush = live.on_origin if live is not None and live_lines is None else on_outputs
+    gathered = _Gathered(live.on_origin) if live is not None and live_lines is None else None
     if with_flush is not None:
         tell = gathered.add if gathered is not None else with_flush
 
@@ -122,7 +126,7 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
 
     sup = _Supervisor(program, plan, specs, events_source, display_path, on_origin_complete,
                       on_input_event, channel_capacity, skip_empty or whole or live is not None,
-                      on_lines, live, gathered)
+                      on_lines or live_lines, live, gathered)
     if live is not None:
         _relay_subscriptions(sup, live, specs)
     return sup.run()
