@@ -11,6 +11,7 @@ fatal. A source that ends is closed and dropped; the feed ends when every source
 
 from __future__ import annotations
 
+import functools
 import re
 import select
 import threading
@@ -18,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.ports import (
@@ -36,6 +38,20 @@ __all__ = ["FeedSource", "LiveFeed", "wall_clock_ms"]
 
 POLL_S = 0.2
 _NAME_RE = re.compile(r"'[A-Za-z_][A-Za-z0-9_]*'")
+
+
+@functools.cache
+def _wakes(kind: type) -> bool:
+    """Whether partitions of this class have a wake-up descriptor. A protocol `isinstance` costs
+    microseconds, and the feed asks at every wake-up: so once per class (the protocols have
+    methods only, which a class either has or not)."""
+    return issubclass(kind, WakeableSource)
+
+
+@functools.cache
+def _commits(kind: type) -> bool:
+    """Whether partitions of this class take commits (once per class, as `_wakes`)."""
+    return issubclass(kind, CommittingSource)
 
 
 def wall_clock_ms() -> int:
@@ -130,8 +146,9 @@ class LiveFeed:
         found: list[tuple[CommittingSource, int]] = []
         for i in sorted(self._contributed):
             source = self._all[i]
-            if source.partition is not None and isinstance(source.partition, CommittingSource):
-                found.append((source.partition, source.batches))
+            part = source.partition
+            if part is not None and _commits(type(part)):
+                found.append((cast(CommittingSource, part), source.batches))
         self._contributed.clear()
         return found
 
@@ -183,8 +200,8 @@ class LiveFeed:
         by_fd: dict[int, FeedSource] = {}
         for source in self._sources:
             part = source.built()
-            if isinstance(part, WakeableSource):
-                by_fd[part.wake_fd()] = source
+            if _wakes(type(part)):
+                by_fd[cast(WakeableSource, part).wake_fd()] = source
                 continue
             awake = part.next_awake()
             if awake is None or awake <= now:
