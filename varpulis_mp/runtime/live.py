@@ -65,9 +65,9 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
     `on_origin(outputs, flush)` gets the outputs of the events that arrived together (one wake-up
     of the feed), in canonical order, as soon as they were processed, the sessions closed by the
     wall clock (VPL.md §8.5) when they close, and the outputs of the end-of-input flush with
-    `flush` true. This is the one-process
-    driver (no contexts, or `--inline`); with contexts, `run_processes` takes a `LiveInput`.
-    `notifier` tells systemd (runtime/notify.py) when the loop starts, how it goes and when it stops.
+    `flush` true. This is the one-process driver (no contexts, or `--inline`); with contexts,
+    `run_processes` takes a `LiveInput`. `notifier` tells systemd (runtime/notify.py) when the loop
+    starts, how it goes and when it stops.
     """
     plan = build_plan(checked)
     pending: list[Output] = []
