@@ -59,6 +59,7 @@ def test_a_file_read_to_its_end_ends_the_run_and_a_file_sink_writes_json_lines(t
     assert status == 0, run.stderr
     assert by_stream(records) == expected
     assert "Events processed: 120\n" in run.stderr
+    assert "not receiving" not in run.stderr  # a file read to its end is done, not broken
     data = (work / "out" / "alerts.jsonl").read_bytes()
     assert data.endswith(b"\n")
     written = [payload_members(line) for line in data.splitlines()]

@@ -83,7 +83,8 @@ class FileSourcePartition:
 
     @property
     def healthy(self) -> bool:
-        return self._fd is not None
+        # A file read to its end is done, not broken: only a file not there (yet) is unhealthy.
+        return self._fd is not None or self._ended
 
     def _open(self) -> None:
         self._fd = open_for_reading(self._path)
