@@ -14,7 +14,6 @@ the loop can sleep in `poll` with the other descriptors it waits on.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -26,6 +25,7 @@ from varpulis_mp.io.connector_spec import ConnectorCounters
 from varpulis_mp.io.payloads import PayloadError, decode_payload
 from varpulis_mp.io.ports import EventBatch, InEvent, Rejection
 from varpulis_mp.io.topics import Router
+from varpulis_mp.io.wake import WakePipe
 
 __all__ = ["DEFAULT_INBOX_CAPACITY", "Inbox", "InboxPartition", "Message"]
 
@@ -59,14 +59,12 @@ class Inbox:
         self._queue: deque[Message] = deque()
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
-        os.set_blocking(self._write_fd, False)
+        self._wake = WakePipe()
         self._signalled = False
         self._closed = False
 
     def wake_fd(self) -> int:
-        return self._read_fd
+        return self._wake.fd
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -84,7 +82,7 @@ class Inbox:
             self._queue.append(message)
             self._counters.messages_in += 1
             if not self._signalled:
-                os.write(self._write_fd, b"\1")
+                self._wake.wake()
                 self._signalled = True
         return True
 
@@ -95,7 +93,7 @@ class Inbox:
             count = min(limit, len(self._queue))
             messages = [self._queue.popleft() for _ in range(count)]
             if not self._queue and self._signalled:
-                os.read(self._read_fd, 1)
+                self._wake.drain()
                 self._signalled = False
             if count:
                 self._room.notify_all()
@@ -145,8 +143,7 @@ class Inbox:
             self._closed = True
             self._queue.clear()
             self._room.notify_all()
-            os.close(self._read_fd)
-            os.close(self._write_fd)
+        self._wake.close()
 
 
 class InboxPartition:

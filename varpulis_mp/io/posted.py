@@ -9,12 +9,12 @@ waits for, on a condition variable: no polling.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Callable
 
 from varpulis_mp.io.ports import EventBatch, InEvent
+from varpulis_mp.io.wake import WakePipe
 
 __all__ = ["PostedEvents"]
 
@@ -24,9 +24,7 @@ class PostedEvents:
         self._capacity = max(1, capacity)
         self._queue: deque[InEvent] = deque()
         self._cond = threading.Condition()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake = WakePipe()
         self._on_commit = on_commit
         self.posted = 0  # events put so far
         self.taken = 0  # events handed to the feed
@@ -48,7 +46,7 @@ class PostedEvents:
                 self._queue.append(event)
                 self.posted += 1
                 if len(self._queue) == 1:
-                    self._wake()
+                    self._wake.wake()
             return True
 
     def end(self) -> None:
@@ -56,7 +54,7 @@ class PostedEvents:
         with self._cond:
             self.ended = True
             self._cond.notify_all()
-            self._wake()
+            self._wake.wake()
 
     def wait_idle(self, timeout: float | None) -> bool:
         """True once every event posted so far has been processed; False at the timeout."""
@@ -67,17 +65,13 @@ class PostedEvents:
     # -- the feed's side -----------------------------------------------------------------------
 
     def wake_fd(self) -> int:
-        return self._wake_r
+        return self._wake.fd
 
     def next_awake(self) -> float | None:
         return None
 
     def next_batch(self) -> EventBatch:
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
+        self._wake.drain()
         with self._cond:
             if not self._queue and self.ended:
                 raise StopIteration
@@ -101,16 +95,4 @@ class PostedEvents:
         with self._cond:
             self.ended = True
             self._cond.notify_all()
-            for fd in (self._wake_r, self._wake_w):
-                if fd >= 0:
-                    os.close(fd)
-            self._wake_r = self._wake_w = -1  # never written again: the number may be reused
-
-    def _wake(self) -> None:
-        """Called with the lock held."""
-        if self._wake_w < 0:
-            return
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass  # the pipe is full (the feed is awake anyway) or closed
+        self._wake.close()

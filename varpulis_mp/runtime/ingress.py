@@ -31,6 +31,7 @@ from typing import IO
 
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.readers import EventParser, iter_blocks
+from varpulis_mp.io.wake import WakePipe
 from varpulis_mp.runtime import wire
 
 __all__ = ["Block", "InputEnd", "InputError", "InputFailure", "InputReader", "SourceThread"]
@@ -111,7 +112,7 @@ class _Bad(Exception):
 
 class SourceThread(threading.Thread):
     """A thread that reads the source and hands `Item`s to the supervisor's loop: through a bounded
-    queue, with a byte on the wake-up pipe `wake_r` for each."""
+    queue, with a wake-up on the pipe `wake` (io/wake.py) for each."""
 
     QUEUE_BLOCKS = 4
 
@@ -121,20 +122,14 @@ class SourceThread(threading.Thread):
         self._path = display_path
         self.queue: queue.Queue[Item] = queue.Queue(self.QUEUE_BLOCKS)
         self._halt = threading.Event()
-        self.wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self.wake = WakePipe()
 
     def stop(self) -> None:
         self._halt.set()
 
     def close(self) -> None:
         self.stop()
-        for fd in (self.wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self.wake.close()
 
     def _put(self, item: Item) -> bool:
         while not self._halt.is_set():
@@ -142,10 +137,7 @@ class SourceThread(threading.Thread):
                 self.queue.put(item, timeout=0.1)
             except queue.Full:
                 continue
-            try:
-                os.write(self._wake_w, b"x")
-            except OSError:
-                pass  # the pipe is full (the loop is awake anyway) or closed (the run is over)
+            self.wake.wake()
             return True
         return False
 

@@ -16,7 +16,6 @@ Owns both ends of that relay:
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -34,6 +33,7 @@ from varpulis_mp.io.ports import (
     SourcePartition,
     WakeableSource,
 )
+from varpulis_mp.io.wake import WakePipe
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.logs import HealthWatch
 
@@ -123,9 +123,7 @@ class RelayedSource:
         self._send_commit = send_commit
         self._queue: deque[SourceBatch | None] = deque()  # None: the subscription ended
         self._lock = threading.Lock()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake = WakePipe()
         self._taken = 0  # batches the feed took from here
         self._covers: deque[tuple[int, int]] = deque()  # (our batch number, worker batches it covers)
         self._relayed = 0  # the worker's batch number last relayed
@@ -150,7 +148,7 @@ class RelayedSource:
             if batch_no != ENDED_BATCH:
                 self._relayed = batch_no
             self._queue.append(item)
-            self._wake()
+            self._wake.wake()
 
     def commit(self, batches: int) -> None:
         """The feed's first `batches` batches from here are processed: tell the worker how many of
@@ -165,17 +163,13 @@ class RelayedSource:
     # -- the feed's thread ----------------------------------------------------------------------
 
     def wake_fd(self) -> int:
-        return self._wake_r
+        return self._wake.fd
 
     def next_awake(self) -> float | None:
         return None
 
     def next_batch(self) -> SourceBatch:
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
+        self._wake.drain()
         with self._lock:
             if self._ended and not self._queue:
                 raise StopIteration
@@ -194,22 +188,15 @@ class RelayedSource:
                 raise StopIteration
             return EventBatch([])
         if self._ended:
-            self._wake()  # its end came with its last batch: be asked once more, to say so
+            self._wake.wake()  # its end came with its last batch: be asked once more, to say so
         return merged
-
-    def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass
 
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+        self._wake.close()
 
 
 def _merge(into: SourceBatch | None, item: SourceBatch) -> SourceBatch:

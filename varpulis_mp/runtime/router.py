@@ -10,7 +10,6 @@ the flush origin N+1.
 
 from __future__ import annotations
 
-import os
 import queue
 from collections import deque
 from collections.abc import Callable, Collection
@@ -52,11 +51,7 @@ class Router:
         reader = self.reader
         assert reader is not None
         while self.reading and self.idle():
-            try:
-                while os.read(reader.wake_r, 4096):
-                    pass
-            except BlockingIOError:
-                pass
+            reader.wake.drain()
             try:
                 item = reader.queue.get_nowait()
             except queue.Empty:

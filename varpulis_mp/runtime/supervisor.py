@@ -404,7 +404,7 @@ class _Supervisor:
             router.pump()
             if router.reading:
                 router.feed()
-            fds = [reader.wake_r] if router.reading and router.idle() else []
+            fds = [reader.wake.fd] if router.reading and router.idle() else []
             busy = router.busy()
             readable, room, _ = wait(outputs, [router.senders[w] for w in busy], fds, POLL_S)
             router.writable([busy[k] for k in room])
