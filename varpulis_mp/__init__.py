@@ -155,15 +155,4 @@ def _result(checked: CheckedProgram, outputs: list[Output], summary: Summary) ->
             r = Record(o.stream, o.ts, o.fields)
             records.append(r)
             streams[o.stream].append(r)
-    c = summary.counters
-    counts = {
-        "events_processed": summary.events_processed,
-        "unread_events": summary.unread_events,
-        "rejected_events": summary.rejected_events,
-        "contexts_used": summary.contexts_used,
-        "cross_context_events": summary.cross_context_events,
-        "sessions_closed": c.sessions_closed,
-        "late_events": c.late_events,
-        "expression_errors": c.expression_errors,
-    }
-    return SimulationResult(records, streams, counts, list(checked.warnings))
+    return SimulationResult(records, streams, summary.counts(), list(checked.warnings))

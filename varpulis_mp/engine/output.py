@@ -76,3 +76,17 @@ class Summary:
     counters: Counters = field(default_factory=Counters)
     interrupted_by: int | None = None  # the signal that ended the input early, if one did
     dead_letters: int = 0  # `run`: records and payloads dead-lettered (RUN.md §6)
+
+    def counts(self) -> dict[str, int]:
+        """The counters of the summary block (OUTPUT.md §2.4) by snake_case name, zeros included."""
+        c = self.counters
+        return {
+            "events_processed": self.events_processed,
+            "unread_events": self.unread_events,
+            "rejected_events": self.rejected_events,
+            "contexts_used": self.contexts_used,
+            "cross_context_events": self.cross_context_events,
+            "sessions_closed": c.sessions_closed,
+            "late_events": c.late_events,
+            "expression_errors": c.expression_errors,
+        }

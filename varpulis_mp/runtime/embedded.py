@@ -136,12 +136,11 @@ class _InlineEngine:
         self._thread.start()
 
     def _run(self) -> None:
-        from varpulis_mp.runtime.host import summary_dict
         from varpulis_mp.runtime.live import run_live
 
         try:
             self._records.start()
-            self._summary = summary_dict(run_live(self._checked, self._feed, self._records.deliver))
+            self._summary = run_live(self._checked, self._feed, self._records.deliver).counts()
             self._records.close()
         except Exception as exc:  # noqa: BLE001 - reported by the next call
             self.failure = f"{type(exc).__name__}: {exc}"

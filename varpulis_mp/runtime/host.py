@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from varpulis_mp.engine.output import Output, Summary
+from varpulis_mp.engine.output import Output
 from varpulis_mp.errors import ProgramError, RuntimeFailure
 from varpulis_mp.io.ports import InEvent
 from varpulis_mp.io.posted import PostedEvents
@@ -27,7 +27,7 @@ from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.outputs import RecordRouter
 from varpulis_mp.runtime.rejections import RejectionLog
 
-__all__ = ["main", "summary_dict"]
+__all__ = ["main"]
 
 
 class _PipeRecords:
@@ -43,20 +43,6 @@ class _PipeRecords:
 
     def close(self) -> None:
         pass
-
-
-def summary_dict(summary: Summary) -> dict[str, int]:
-    c = summary.counters
-    return {
-        "events_processed": summary.events_processed,
-        "unread_events": summary.unread_events,
-        "rejected_events": summary.rejected_events,
-        "contexts_used": summary.contexts_used,
-        "cross_context_events": summary.cross_context_events,
-        "sessions_closed": c.sessions_closed,
-        "late_events": c.late_events,
-        "expression_errors": c.expression_errors,
-    }
 
 
 def main() -> int:
@@ -106,7 +92,7 @@ def main() -> int:
     except RuntimeFailure as exc:
         write([host_pipe.FAILED, str(exc)])
         return 1
-    write([host_pipe.SUMMARY, summary_dict(summary)])
+    write([host_pipe.SUMMARY, summary.counts()])
     return 0
 
 
