@@ -95,10 +95,9 @@ class JsonlSink:
                 self._write_buffer()
 
     def write_batch(self, records: Sequence[Output], flush: bool) -> None:
-        """The Sink face (io/ports.py) for live runs: each batch written and flushed at once."""
-        if records:
-            self.write_outputs(records)
-            self.flush()
+        """The Sink face (io/ports.py): buffered like `write_outputs` (a live run flushes each
+        batch, runtime/outputs.py's `Prompt`)."""
+        self.write_outputs(records)
 
     def write_lines(self, lines: list[str]) -> None:
         """Add records already written as JSON Lines lines (each with its LF), in the order given."""

@@ -33,7 +33,7 @@ from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import heap, replay
 from varpulis_mp.runtime.interrupt import StopSignals, finishing
 from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
-from varpulis_mp.runtime.outputs import Discard, RecordRouter
+from varpulis_mp.runtime.outputs import Discard, Prompt, RecordRouter
 from varpulis_mp.runtime.progress import ProgressBar
 from varpulis_mp.runtime.rejections import RejectionLog
 from varpulis_mp.runtime.run_hooks import NoMetrics, RunHooks
@@ -300,7 +300,7 @@ def _simulate(
                     on_input_event=on_input,
                 )
         else:
-            from varpulis_mp.runtime.handover import EveryOrigin, OriginsWithOutputs
+            from varpulis_mp.runtime.handover import EveryOrigin
             from varpulis_mp.runtime.local import run_local
 
             with stop:
@@ -308,7 +308,7 @@ def _simulate(
                                              stop=stop.is_set)
                 if jsonl is not None and options.immediate:
                     # Nothing to show per input event: hand over only the events that made records.
-                    summary = run_local(checked, events, OriginsWithOutputs(jsonl.write_outputs))
+                    summary = run_local(checked, events, jsonl)
                 else:
                     summary = run_local(checked, _announced(events, on_input, stop.is_set), EveryOrigin(on_origin))
             summary.interrupted_by = stop.signal
@@ -486,7 +486,7 @@ def _run_planned(checked: CheckedProgram, plan: Plan, options: RunOptions, metri
     elif options.output == "none":
         stdout = Discard()
     else:
-        stdout = JsonlSink(out)
+        stdout = Prompt(JsonlSink(out))
     # With worker processes each stream's sinks run in its context's worker; else here.
     records = RecordRouter(stdout, {} if processes else sinks)
 

@@ -13,8 +13,29 @@ from collections.abc import Callable, Mapping, Sequence
 from varpulis_mp.engine.output import Output
 from varpulis_mp.io.jsonl import JsonlSink
 from varpulis_mp.io.ports import Sink, SinkPartition
+from varpulis_mp.runtime.handover import RendersLines
 
-__all__ = ["Discard", "RecordRouter"]
+__all__ = ["Discard", "Prompt", "RecordRouter"]
+
+
+class Prompt:
+    """JSON Lines on standard output for a live run: every batch written and flushed at once, so a
+    record is out as soon as it exists."""
+
+    def __init__(self, sink: JsonlSink) -> None:
+        self._sink = sink
+
+    def write_batch(self, records: Sequence[Output], flush: bool) -> None:
+        if records:
+            self._sink.write_outputs(records)
+            self._sink.flush()
+
+    def write_lines(self, lines: list[str]) -> None:
+        self._sink.write_lines(lines)
+        self._sink.flush()
+
+    def close(self) -> None:
+        self._sink.close()
 
 
 class Discard:
@@ -45,21 +66,12 @@ class RecordRouter:
                                for name, descriptions in self._sinks.items()}
 
     def lines_taker(self) -> Callable[[list[str]], None] | None:
-        """What takes the records as ready-made JSON Lines lines (each written and flushed at once)
-        when that is all standard output wants (`jsonl`, or nothing for `none`) and no `.to` sink
-        is run here; None when the Outputs themselves are needed."""
-        if self._sinks:
+        """What takes the records as ready-made JSON Lines lines when that is all standard output
+        wants (`jsonl`, or nothing for `none`) and no `.to` sink is run here; None when the
+        Outputs themselves are needed."""
+        if self._sinks or not isinstance(self._stdout, RendersLines):
             return None
-        stdout = self._stdout
-        if isinstance(stdout, Discard):
-            return stdout.write_lines
-        if isinstance(stdout, JsonlSink):
-            def take(lines: list[str]) -> None:
-                stdout.write_lines(lines)
-                stdout.flush()
-
-            return take
-        return None
+        return self._stdout.write_lines
 
     def deliver(self, outputs: list[Output], flush: bool) -> None:
         self._stdout.write_batch(outputs, flush)
