@@ -76,6 +76,12 @@ class RunOutputFormat(str, Enum):
     none = "none"
 
 
+class RestartChoice(str, Enum):
+    on_failure = "on-failure"
+    always = "always"
+    never = "never"
+
+
 OUTPUT_HELP = "human: lines to read; jsonl: one JSON record per line (the summary on standard error)."
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks of internal errors.")]
 
@@ -107,6 +113,16 @@ def _seconds(text: str) -> float | None:
 
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|)\s*", text)
     return float(m[1]) * _UNITS_S[m[2]] if m else None
+
+
+def _duration(option: str, text: str, *, positive: bool = True) -> float:
+    """A duration option's value in seconds; a usage error (exit 2) if malformed (or not positive)."""
+    seconds = _seconds(text)
+    if seconds is None or (positive and seconds <= 0):
+        kind = "a positive duration" if positive else "a duration"
+        print(f"error: {option} must be {kind} such as 30s or 500ms, got {text!r}", file=sys.stderr)
+        raise typer.Exit(2)
+    return seconds
 
 
 def _silence_stdout() -> None:
@@ -213,6 +229,23 @@ def run(
                           help="How long a sink's circuit stays open (its records going to the dead letters) "
                                "before one trial (30s, 500ms, 2m).")
     ] = "30s",
+    restart: Annotated[
+        RestartChoice, typer.Option("--restart", help="Restart a context's worker that died: on-failure (a signal "
+                                    "or a non-zero status), always (also a clean exit not asked for), never (the "
+                                    "run stops, exit 1).")
+    ] = RestartChoice.on_failure,
+    max_restarts: Annotated[
+        int, typer.Option("--max-restarts", min=0, help="More restarts of one context than this within "
+                          "--restart-window: the run drains what still runs and exits 1.")
+    ] = 5,
+    restart_window: Annotated[
+        str, typer.Option("--restart-window", metavar="DURATION", help="The window --max-restarts counts in "
+                          "(60s, 2m).")
+    ] = "60s",
+    worker_timeout: Annotated[
+        str, typer.Option("--worker-timeout", metavar="DURATION", help="A worker silent this long (no heartbeat) "
+                          "is killed and handled as a crash (10s, 500ms).")
+    ] = "10s",
     metrics: Annotated[
         bool, typer.Option("--metrics", help="Serve Prometheus metrics at /metrics and a health check at /healthz.")
     ] = False,
@@ -239,23 +272,18 @@ def run(
     if chosen is None or (program is not None and file is not None):
         print("error: give the program once, as an argument or with --file", file=sys.stderr)
         raise typer.Exit(2)
-    drain_s = _seconds(drain_timeout)
-    if drain_s is None:
-        print(f"error: --drain-timeout must be a duration such as 30s or 500ms, got {drain_timeout!r}",
-              file=sys.stderr)
-        raise typer.Exit(2)
-    reset_s = _seconds(circuit_reset)
-    if reset_s is None or reset_s <= 0:
-        print(f"error: --circuit-reset must be a positive duration such as 30s or 500ms, got {circuit_reset!r}",
-              file=sys.stderr)
-        raise typer.Exit(2)
+    drain_s = _duration("--drain-timeout", drain_timeout, positive=False)
+    reset_s = _duration("--circuit-reset", circuit_reset)
+    window_s = _duration("--restart-window", restart_window)
+    timeout_s = _duration("--worker-timeout", worker_timeout)
     if not metrics and (metrics_host is not None or metrics_port is not None):
         given = "--metrics-host" if metrics_host is not None else "--metrics-port"
         print(f"error: {given} needs --metrics", file=sys.stderr)
         raise typer.Exit(2)
     options = commands.RunOptions(program=str(chosen), input=input_path, output=output.value, inline=inline,
                                   channel_capacity=channel_capacity, drain_timeout_s=drain_s,
-                                  dead_letter=dead_letter, circuit_reset_s=reset_s,
+                                  dead_letter=dead_letter, circuit_reset_s=reset_s, restart=restart.value,
+                                  max_restarts=max_restarts, restart_window_s=window_s, worker_timeout_s=timeout_s,
                                   metrics_host=(metrics_host or "127.0.0.1") if metrics else None,
                                   metrics_port=9090 if metrics_port is None else metrics_port)
     _guarded(debug, lambda: commands.run(options))

@@ -76,6 +76,7 @@ class Summary:
     counters: Counters = field(default_factory=Counters)
     interrupted_by: int | None = None  # the signal that ended the input early, if one did
     dead_letters: int = 0  # `run`: records and payloads dead-lettered (RUN.md §6)
+    lost_in_restarts: int = 0  # `run`: records lost with workers that died and were restarted (RUN.md §6)
 
     def counts(self) -> dict[str, int]:
         """The counters of the summary block (OUTPUT.md §2.4) by snake_case name, zeros included."""

@@ -102,6 +102,7 @@ _SUMMARY_ROWS: Final = (
     ("Sessions closed", False),
     ("Late events", False),
     ("Expression errors", False),
+    ("Lost in restarts", False),
     ("Dead letters", False),
 )
 
@@ -118,6 +119,7 @@ def format_summary(summary: Summary, title: str = SIMULATION_TITLES.complete) ->
         c.sessions_closed,
         c.late_events,
         c.expression_errors,
+        summary.lost_in_restarts,
         summary.dead_letters,
     )
     lines = ["", title, "=" * 22]  # 22 under every title: OUTPUT.md §2.4 fixes the width

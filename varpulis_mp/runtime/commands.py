@@ -43,12 +43,14 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING:
     from varpulis_mp.runtime.notify import Notifier
+    from varpulis_mp.runtime.restart_policy import RestartPolicy
 
 Action = Callable[[], int]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_WORKER_START = 3  # a worker failed before it was ready (RUN.md §2)
 
 
 def _print_diagnostics(diagnostics: list[Diagnostic], *, with_count: bool = True) -> None:
@@ -405,6 +407,16 @@ class RunOptions:
     circuit_reset_s: float = 30.0  # how long a sink's open circuit waits before its trial
     metrics_host: str | None = None  # serve the metrics (RUN.md §4) on this address; None: no server
     metrics_port: int = 9090
+    # Supervision of worker processes (RUN.md §6)
+    restart: str = "on-failure"  # on-failure, always or never
+    max_restarts: int = 5
+    restart_window_s: float = 60.0
+    worker_timeout_s: float = 10.0
+
+    def restart_policy(self) -> RestartPolicy:
+        from varpulis_mp.runtime.restart_policy import RestartMode, RestartPolicy
+
+        return RestartPolicy(RestartMode(self.restart), self.max_restarts, self.restart_window_s)
 
 
 def run(options: RunOptions) -> int:
@@ -491,9 +503,23 @@ def _run_planned(checked: CheckedProgram, plan: Plan, options: RunOptions, metri
     records = RecordRouter(stdout, {} if processes else sinks)
 
     heap.settle()
+    from varpulis_mp.runtime.supervision import RunStopped, WorkerStartFailure
+
     try:
         summary = _run_live(checked, options, feed, records, sinks, subscriptions, notifier, metrics)
         records.close()
+    except WorkerStartFailure as exc:
+        _close_quietly(records)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_WORKER_START
+    except RunStopped as exc:
+        # `--restart never`: the run stops, and says what it did up to then (RUN.md §6).
+        _close_quietly(records)
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.summary is not None:
+            exc.summary.dead_letters += dead_letters.total
+            sys.stderr.write(format_summary(exc.summary, RUN_TITLES.complete))
+        return EXIT_FAILURE
     except RuntimeFailure as exc:
         _close_quietly(records)
         print(f"error: {exc}", file=sys.stderr)
@@ -530,7 +556,10 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
                                             on_start=metrics.on_start(records.start),
                                             drain_timeout_s=options.drain_timeout_s, sinks=sinks,
                                             subscriptions=subscriptions,
-                                            on_lines=records.lines_taker(), notifier=notifier))
+                                            on_lines=records.lines_taker(), notifier=notifier,
+                                            restart=options.restart_policy(),
+                                            worker_timeout_s=options.worker_timeout_s,
+                                            watch=metrics.worker_watch()))
     from varpulis_mp.runtime.live import run_live
 
     metrics.on_start(records.start)()

@@ -167,7 +167,8 @@ class _InlineEngine:
 
 
 class _HostEngine:
-    def __init__(self, checked: CheckedProgram, capacity: int, delivery: _Delivery) -> None:
+    def __init__(self, checked: CheckedProgram, capacity: int, delivery: _Delivery,
+                 supervision: list[Any]) -> None:
         self._delivery = delivery
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         self._proc = subprocess.Popen([sys.executable, "-m", "varpulis_mp.runtime.host"], stdin=subprocess.PIPE,
@@ -181,7 +182,7 @@ class _HostEngine:
         self._summary: dict[str, int] | None = None
         self.failure: str | None = None
         text = "\n".join(checked.program.lines) + "\n"
-        self._send([host_pipe.PROGRAM, checked.path, text, capacity])
+        self._send([host_pipe.PROGRAM, checked.path, text, capacity, supervision])
         self._reader = threading.Thread(target=self._read, name="varpulis-runtime", daemon=True)
         self._reader.start()
 
@@ -253,11 +254,19 @@ class Runtime:
     """The live runtime of one program; see the module docstring and docs/runtime.md."""
 
     def __init__(self, program: Any, *, inline: bool = False, channel_capacity: int = 1000,
-                 drain_timeout: float = 30.0) -> None:
+                 drain_timeout: float = 30.0, restart: str = "on-failure", max_restarts: int = 5,
+                 restart_window: float = 60.0, worker_timeout: float = 10.0) -> None:
         from varpulis_mp import Record, check
+        from varpulis_mp.runtime.restart_policy import RestartMode
 
         if channel_capacity < 1:
             raise ValueError("channel_capacity must be at least 1")
+        # Supervision as `run` (RUN.md §3, §6): checked here, applied by the runtime host.
+        modes = [m.value for m in RestartMode]
+        if restart not in modes:
+            raise ValueError(f"restart must be one of {', '.join(modes)}, got {restart!r}")
+        if max_restarts < 0 or restart_window <= 0 or worker_timeout <= 0:
+            raise ValueError("max_restarts must be at least 0, restart_window and worker_timeout above 0")
         checked = program if isinstance(program, CheckedProgram) else check(program)
         from varpulis_mp.engine.plan import build_plan
         from varpulis_mp.runtime.connections import open_connectors
@@ -274,7 +283,8 @@ class Runtime:
         if inline or not checked.contexts:
             engine = _InlineEngine(checked, channel_capacity, self._delivery)
         else:
-            engine = _HostEngine(checked, channel_capacity, self._delivery)
+            engine = _HostEngine(checked, channel_capacity, self._delivery,
+                                 [restart, max_restarts, restart_window, worker_timeout])
         self._engine = engine
 
     def __enter__(self) -> Runtime:

@@ -26,6 +26,7 @@ from varpulis_mp.runtime import host_pipe
 from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.outputs import RecordRouter
 from varpulis_mp.runtime.rejections import RejectionLog
+from varpulis_mp.runtime.restart_policy import RestartMode, RestartPolicy
 
 __all__ = ["main"]
 
@@ -60,7 +61,7 @@ def main() -> int:
         frames = reader.read()
     if not frames or frames[0][0] != host_pipe.PROGRAM:
         return 2
-    _, path, text, capacity = frames[0]
+    _, path, text, capacity, supervision = frames[0]
     try:
         checked = load_program(text.encode("utf-8"), path)
     except ProgramError as exc:
@@ -87,13 +88,20 @@ def main() -> int:
         summary = run_processes(checked, sys.stdin.buffer, "<post>", lambda outputs: None,
                                 channel_capacity=capacity, pin=True,
                                 live=LiveInput(feed, records.deliver, on_start=records.start, sinks=sinks,
-                                               subscriptions=subscriptions))
+                                               subscriptions=subscriptions, restart=_policy(supervision),
+                                               worker_timeout_s=float(supervision[3])))
         records.close()
     except RuntimeFailure as exc:
         write([host_pipe.FAILED, str(exc)])
         return 1
     write([host_pipe.SUMMARY, summary.counts()])
     return 0
+
+
+def _policy(supervision: list[Any]) -> RestartPolicy:
+    """The restart policy the embedding `Runtime` asked for: [mode, max restarts, window s, ...]."""
+    mode, max_restarts, window_s = supervision[:3]
+    return RestartPolicy(RestartMode(mode), int(max_restarts), float(window_s))
 
 
 def _pump(reader: host_pipe.FrameReader, first: list[list[Any]], posted: PostedEvents) -> None:

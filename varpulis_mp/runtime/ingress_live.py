@@ -26,6 +26,7 @@ still releases origins in order.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from varpulis_mp.runtime import wire
@@ -56,6 +57,13 @@ class LiveReader(SourceThread):
         self._batch = max(1, batch)
         self._tick_s = tick_s
         self.origin = 0
+        self._reshape: set[int] = set()  # workers restarted since the last wake-up (runtime/supervision.py)
+        self._reshape_lock = threading.Lock()
+
+    def reshape(self, worker: int) -> None:
+        """Worker `worker` was restarted: announce the shapes again on its channel."""
+        with self._reshape_lock:
+            self._reshape.add(worker)
 
     def run(self) -> None:
         try:
@@ -67,10 +75,16 @@ class LiveReader(SourceThread):
 
     def _read(self) -> None:
         tick_s = self._tick_s
-        # One frame builder per worker channel, for the whole run: shapes are sent once per channel.
-        boxes = [Outbox(None, self._batch) for _ in self._worker_types]
+        # One frame builder per worker channel, for the whole run: shapes are sent once per channel
+        # (again after a restart of its worker), records numbered (loss accounting, RUN.md §6).
+        boxes = [Outbox(None, self._batch, numbered=True) for _ in self._worker_types]
         last_tick = time.monotonic()
         for arrived in self._feed.chunks(self._halt.is_set, tick_s or POLL_S):
+            if self._reshape:
+                with self._reshape_lock:
+                    restarted, self._reshape = self._reshape, set()
+                for w in restarted:
+                    boxes[w].reshape()
             before = self.origin
             events = unread = 0
             for event in arrived:

@@ -8,6 +8,11 @@ by (origin, stream index, seq), once every stream's progress has reached k; the 
 (origin N+1) once every stream has ended. When the workers write their records as JSON Lines
 themselves (`LINES_OUT`), the merger only orders those lines and hands them to `on_lines`. Progress is per stream, not per worker, because contexts
 may feed each other in a cycle while streams never do.
+
+A worker that dies and is restarted (runtime/supervision.py) does not stall the merger: its
+replacement's progress moves its streams on, and the origins in between are released with what
+arrived. The loss accounting frames a worker sends in band (`CONSUMED`, `RESUMED`, `LOST`) go to
+`on_accounting`, in the order they came with the outputs.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from varpulis_mp.runtime import wire
 __all__ = ["ENDED", "Merger"]
 
 ENDED = 1 << 62
+_ACCOUNTING = frozenset({wire.CONSUMED, wire.RESUMED, wire.LOST})
 
 
 # Within one origin the canonical order is (stream index, seq); attrgetter keeps the sort in C.
@@ -61,6 +67,7 @@ class Merger:
         self.dead_letters = 0  # records the workers' sinks dead-lettered
         # A live run's subscriptions held by workers: their batches go to the live feed (runtime/relay.py).
         self.on_relayed: Callable[[int, list[Any]], None] | None = None
+        self.on_accounting: Callable[[int, list[Any]], None] | None = None
 
     def handle(self, worker: int, data: bytes) -> None:
         dec = self.decoders[worker]
@@ -96,6 +103,9 @@ class Merger:
                 self.failures.setdefault(worker, str(frame[1]))
             elif kind == wire.RELAYED and self.on_relayed is not None:
                 self.on_relayed(worker, frame)
+            elif kind in _ACCOUNTING:
+                if self.on_accounting is not None:
+                    self.on_accounting(worker, frame)
             else:
                 raise wire.WireError(f"unexpected frame kind {kind!r} from a worker")
 
@@ -145,6 +155,21 @@ class Merger:
         if self.any_fanout:
             self.cross += sum(map(self.fanout.__getitem__, flat[1::4]))
         self.held += len(flat) // 4
+
+    def restarted(self, worker: int) -> None:
+        """Worker `worker` has a new process: no final counters, no failure yet. Its shapes are
+        kept: a late message of the dead process still reads, and the new one announces its own."""
+        self.done[worker] = False
+        self.failures.pop(worker, None)
+
+    def give_up(self, streams: list[str], flush_origin: int) -> None:
+        """The streams of a context given up on end here: nothing more of them will come."""
+        for name in streams:
+            if self.progress[name] != ENDED:
+                self.progress[name] = ENDED
+                self.ended += 1
+        if self.flush_origin is None:
+            self.flush_origin = flush_origin
 
     def complete(self) -> int:
         """The largest origin every stream has progressed to (ENDED once all streams ended)."""

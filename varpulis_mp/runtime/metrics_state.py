@@ -146,6 +146,11 @@ class MetricsState:
             w.banked = w.banked.plus(w.present)
             w.present = w.zero()
 
+    def worker_down(self, context: str, worker: int) -> None:
+        """The worker's process is gone, its counters being counted elsewhere (not banked)."""
+        with self._lock:
+            self._worker(context, worker).up = False
+
     def worker_restarted(self, context: str, worker: int) -> None:
         with self._lock:
             self._worker(context, worker).restarts += 1

@@ -60,6 +60,10 @@ class WorkerSubscriptions:
         self._parts = [s.build(0, 1) for s in self._sources]
         self._batches = [0] * len(self._parts)
 
+    def partitions(self) -> dict[str, SourcePartition]:
+        """The running partitions by connector name (for the metrics)."""
+        return {source.name: p for source, p in zip(self._sources, self._parts, strict=True) if p is not None}
+
     def fds(self) -> list[int]:
         return [p.wake_fd() for p in self._parts if p is not None and isinstance(p, WakeableSource)]
 
@@ -149,6 +153,14 @@ class RelayedSource:
                 self._relayed = batch_no
             self._queue.append(item)
             self._wake.wake()
+
+    def restarted(self) -> None:
+        """The worker holding this subscription was restarted: its batches are numbered from 1
+        again, and what its predecessor relayed but never got acknowledged comes again from the
+        broker where it can (an MQTT persistent session), so no old batch is acknowledged."""
+        with self._lock:
+            self._covers.clear()
+            self._relayed = 0
 
     def commit(self, batches: int) -> None:
         """The feed's first `batches` batches from here are processed: tell the worker how many of

@@ -39,6 +39,7 @@ class Router:
         self.reading = False
         self.flush_origin: int | None = None  # N+1 once the input has ended (or a drain began)
         self.input_error: InputError | None = None
+        self.dropped: set[int] = set()  # workers given up on: nothing more is sent to them
 
     def attach(self, reader: SourceThread) -> None:
         """Start reading from `reader`."""
@@ -80,8 +81,9 @@ class Router:
         self.origin = block.last
         self.events += block.events
         self.unread += block.unread
-        for box, messages in zip(self.outbox, block.messages, strict=True):
-            box.extend(messages)
+        for w, (box, messages) in enumerate(zip(self.outbox, block.messages, strict=True)):
+            if w not in self.dropped:
+                box.extend(messages)
         self.pump()
 
     def end_input(self) -> None:
@@ -91,7 +93,7 @@ class Router:
         self.stop_reading()
         self.flush_origin = self.origin + 1
         for w, types in enumerate(self.types_of):
-            if types:
+            if types and w not in self.dropped:
                 self.outbox[w].append(wire.encode([(wire.EOS, t, self.flush_origin) for t in types]))
         self.ended = True
         self.pump()
@@ -104,6 +106,12 @@ class Router:
         if self.reader is not None:
             self.reader.stop()
         self.pump()
+
+    def drop(self, worker: int) -> None:
+        """Worker `worker` was given up on: forget what waits for it and send it nothing more."""
+        self.dropped.add(worker)
+        self.outbox[worker].clear()
+        self.full.discard(worker)
 
     def start(self) -> None:
         for box in self.outbox:

@@ -17,6 +17,7 @@ from varpulis_mp.runtime.rejections import RejectionLog
 
 if TYPE_CHECKING:
     from varpulis_mp.io.dead_letters import DeadLetters
+    from varpulis_mp.runtime.live_input import WorkerWatch
 
 __all__ = ["Deliver", "NoMetrics", "RunHooks"]
 
@@ -39,6 +40,10 @@ class RunHooks(Protocol):
 
     def on_start(self, inner: Callable[[], None]) -> Callable[[], None]:
         """What the drivers call once the workers are ready, `inner` starting the sinks."""
+        ...
+
+    def worker_watch(self) -> WorkerWatch | None:
+        """What hears of the worker processes' lives (ready, exited, restarted, lost records)."""
         ...
 
     def finish(self) -> None:
@@ -65,6 +70,9 @@ class NoMetrics:
 
     def on_start(self, inner: Callable[[], None]) -> Callable[[], None]:
         return inner
+
+    def worker_watch(self) -> WorkerWatch | None:
+        return None
 
     def finish(self) -> None:
         pass

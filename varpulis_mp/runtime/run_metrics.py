@@ -82,6 +82,7 @@ class RunMetrics:
         self._subscriptions: Mapping[str, Sequence[FeedSource]] = {}
         # The context whose process is this one: its CPU time and memory are this process's.
         self._own_context = plan.contexts[0].name if one_process and len(plan.contexts) == 1 else None
+        self._one_process = one_process
         self._applying = threading.Lock()
         self._finished = False
         self.state.on_refresh(self._refresh)
@@ -119,6 +120,11 @@ class RunMetrics:
 
         return started
 
+    def worker_watch(self) -> MetricsState | _Watch:
+        """With worker processes their heartbeats carry their counters: the state takes them as
+        they come, and keeps a dead worker's; in one process the counts are derived here."""
+        return _Watch(self.state) if self._one_process else self.state
+
     def finish(self) -> None:
         """The run is over: its processes are gone; their last counts stay."""
         self.state.snapshot()  # the last counts, through `_refresh`
@@ -139,6 +145,8 @@ class RunMetrics:
             state.set_rejected(dict(self._log.counts))
         if self._dead_letters is not None:
             state.set_dead_letters(dict(self._dead_letters.counts))
+        if not self._one_process:
+            return  # the workers' heartbeats carry the rest (runtime/worker_meter.py)
         for context in state.layout.contexts:
             counters = WorkerCounters.zero(context.streams, context.connectors(0))
             for name, stream in counters.streams.items():
@@ -157,3 +165,26 @@ class RunMetrics:
                 # would count twice.
                 if not self._finished:
                     state.apply(context.name, 0, counters)
+
+
+class _Watch:
+    """One process's lives into the metrics state: its stream counts are derived here from what is
+    delivered (`_refresh`), across every life, so nothing is banked at an exit."""
+
+    def __init__(self, state: MetricsState) -> None:
+        self._state = state
+
+    def apply(self, context: str, worker: int, counters: WorkerCounters) -> None:
+        pass  # the counts derived in this process stand for them
+
+    def worker_ready(self, context: str, worker: int) -> None:
+        self._state.worker_ready(context, worker)
+
+    def worker_exited(self, context: str, worker: int) -> None:
+        self._state.worker_down(context, worker)
+
+    def worker_restarted(self, context: str, worker: int) -> None:
+        self._state.worker_restarted(context, worker)
+
+    def add_lost(self, context: str, worker: int, stream: str, records: int) -> None:
+        self._state.add_lost(context, worker, stream, records)

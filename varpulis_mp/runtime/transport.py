@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -175,13 +176,16 @@ class Outbox:
     """One outgoing channel of a worker: frames gathered for the next message, messages not yet sent.
 
     Records are gathered column-wise, one `RECORDS` frame per run of records of the same stream and
-    shape (`open_*` is the frame still open for appending).
+    shape (`open_*` is the frame still open for appending). A `numbered` channel starts each message
+    with a `SEQ` frame: how many records of each stream it sent before (loss accounting, RUN.md §6),
+and announces the shapes its records use.
     """
 
     __slots__ = ("sender", "shapes", "frames", "count", "batch", "outbox", "open_stream", "open_names",
-                 "open_times", "open_origins", "open_rows")
+                 "open_times", "open_origins", "open_rows", "numbered", "sent", "on_seal")
 
-    def __init__(self, sender: Sender | None, batch: int = DEFAULT_BATCH) -> None:
+    def __init__(self, sender: Sender | None, batch: int = DEFAULT_BATCH, *, numbered: bool = False,
+                 on_seal: Callable[[Outbox], None] | None = None) -> None:
         self.sender = sender
         self.shapes = wire.ShapeEncoder()
         self.frames: list[wire.Frame] = []
@@ -193,6 +197,9 @@ class Outbox:
         self.open_times: list[int] = []
         self.open_origins: list[int] = []
         self.open_rows: list[list[Any]] = []
+        self.numbered = numbered
+        self.sent: dict[str, int] = {}  # stream -> records sent so far (numbered channels)
+        self.on_seal = on_seal  # adds its last frames to each message (with `add`)
 
     def add(self, frame: wire.Frame) -> None:
         """Append a frame that is not a record batch; later records start a new batch after it."""
@@ -220,10 +227,36 @@ class Outbox:
     def seal(self) -> None:
         """Turn the gathered frames into one message."""
         self.open_stream = None
+        if self.on_seal is not None and self.frames:
+            self.on_seal(self)
         if self.frames:
+            if self.numbered:
+                self._number()
             self.outbox.append(wire.encode(self.frames))
             self.frames = []
             self.count = 0
+
+    def _number(self) -> None:
+        """Number the message's records, and make it readable on its own: the shapes it uses are
+        announced in it, so a receiver restarted meanwhile reads it (it lost only what its dead
+        predecessor took)."""
+        sent = self.sent
+        lead: list[wire.Frame] = [(wire.SEQ, dict(sent))]
+        announced = {frame[1] for frame in self.frames if frame[0] == wire.SHAPE}
+        for frame in self.frames:
+            if frame[0] == wire.RECORDS:
+                sent[frame[1]] = sent.get(frame[1], 0) + len(frame[3])
+                sid = frame[2]
+                if sid not in announced:
+                    announced.add(sid)
+                    lead.append((wire.SHAPE, sid, list(self.shapes.names[sid])))
+        self.frames[:0] = lead
+
+    def reshape(self) -> None:
+        """The receiver was restarted: what is gathered goes as it is (the receiver counts it lost),
+        and shapes are announced again from the next record on."""
+        self.seal()
+        self.shapes = wire.ShapeEncoder()
 
     def pump(self) -> None:
         """Send what the channel takes now."""

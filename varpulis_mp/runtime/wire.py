@@ -38,6 +38,17 @@ its data and the progress that covers it together, in order. Frames:
 * `STATS counters`, `ERROR origin diagnostic`, `FAIL message index` — a worker's final counters, a bad
   event line it found, and an internal failure, in band after the data they follow.
 * `READY index pid` — control socket only: a worker has bound its endpoints.
+* `HEARTBEAT index pid counters` — control socket only: a worker is alive (at least once a second,
+  also while it waits on a full channel), with its counters (runtime/metrics_counters.py's form).
+* `SEQ counts` — first frame of a numbered channel's message (a live run's channels toward a
+  worker): `counts[stream]` records of that stream (or event type) were sent on the channel before
+  this message. Records are numbered from 1 per (channel, stream): loss accounting (RUN.md §6).
+* `CONSUMED channel counts`, `RESUMED channel counts`, `LOST channel stream n` — worker to merger,
+  in band: the last record number taken per stream on its input `channel` (`in` for the router,
+  `p<index>` for an upstream worker); the first message's `SEQ` counts a process got on a channel;
+  `n` records it could not read (a shape announced to its predecessor).
+* `RESEND index` — supervisor to worker: worker `index` was restarted: announce the shapes again
+  on the channel toward it, with the progress and the ends of the streams it reads.
 * `STOP` — last message on a worker's ingress: every worker has finished, so everything every
   worker sent has been received and the sockets may close.
 
@@ -56,7 +67,7 @@ from varpulis_mp.engine.output import NO_KEY, Output, OutputKind
 from varpulis_mp.errors import Diagnostic, SourcePos
 
 __all__ = [
-    "BLOCK", "COMMIT", "EOS", "RELAYED", "ERROR", "FAIL", "LINES", "LINES_OUT", "TICK", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
+    "BLOCK", "COMMIT", "CONSUMED", "EOS", "HEARTBEAT", "LOST", "RESEND", "RESUMED", "SEQ", "RELAYED", "ERROR", "FAIL", "LINES", "LINES_OUT", "TICK", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
     "STATS", "STOP", "VERSION", "OUTPUT_KINDS", "OUTPUT_STRIDE", "Frame", "ShapeDecoder", "ShapeEncoder", "WireError", "decode",
     "decode_diagnostic", "decode_outputs", "encode", "encode_diagnostic", "encode_outputs", "make_encoder",
 ]
@@ -82,6 +93,12 @@ LINES_OUT: Final = 13
 TICK: Final = 14
 RELAYED: Final = 15
 COMMIT: Final = 16
+HEARTBEAT: Final = 17
+SEQ: Final = 18
+CONSUMED: Final = 19
+RESUMED: Final = 20
+LOST: Final = 21
+RESEND: Final = 22
 
 # A frame is a list (or tuple) whose first element is one of the kinds above.
 Frame = list[Any] | tuple[Any, ...]
@@ -155,10 +172,11 @@ def decode(data: bytes | memoryview) -> list[list[Any]]:
 class ShapeEncoder:
     """Sender side of one channel: gives each distinct tuple of field names a small id."""
 
-    __slots__ = ("_ids",)
+    __slots__ = ("_ids", "names")
 
     def __init__(self) -> None:
         self._ids: dict[tuple[str, ...], int] = {}
+        self.names: list[tuple[str, ...]] = []  # by id
 
     def shape_id(self, names: tuple[str, ...], frames: list[Frame]) -> int:
         """The id of `names`; appends a SHAPE frame to `frames` the first time."""
@@ -166,6 +184,7 @@ class ShapeEncoder:
         if sid is None:
             sid = len(self._ids)
             self._ids[names] = sid
+            self.names.append(names)
             frames.append((SHAPE, sid, list(names)))
         return sid
 

@@ -15,6 +15,14 @@ router. Channels from contexts in the same cycle (`default -> worker -> default`
 since two contexts waiting for each other would otherwise wait forever; the stream graph has no
 cycle, so what they buffer is bounded by what entered the cycle before it filled.
 
+Supervision (RUN.md §6): the worker heartbeats on the control socket at least once a second,
+also while it waits on a full channel. In a live run its input channels are numbered (`SEQ`):
+it reports in band, toward the merger, the last record number it took on each (`CONSUMED`) and
+the first numbers a process got (`RESUMED`), so that the supervisor knows exactly what a restart
+lost; records of a shape announced only to a dead predecessor are counted (`LOST`), never a crash.
+A `RESEND` from the supervisor says a context it feeds was restarted: the shapes, progress and
+ends of the streams it reads are sent again on that channel.
+
 `VARPULIS_MP_WORKER_PROFILE=DIR` runs each worker under cProfile and writes DIR/worker-NAME.prof.
 """
 
@@ -40,6 +48,7 @@ from varpulis_mp.runtime.relay import WorkerSubscriptions
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.shapes import LearnedShapes
 from varpulis_mp.runtime.transport import Outbox, Receiver, Transport, batch_size_for, wait
+from varpulis_mp.runtime.worker_meter import WorkerMeter
 
 __all__ = ["MERGER", "WorkerSpec", "worker_main"]
 
@@ -50,7 +59,10 @@ MERGER = -1  # destination key of the channel toward the merger
 # run (`WorkerSpec.prompt`) they leave at once whenever the worker has read everything waiting
 # for it: an idle worker adds no delay, a loaded one still batches.
 FLUSH_S = 0.01
-_DEFERRABLE = frozenset({wire.PROGRESS, wire.LINES_OUT, wire.OUTPUTS, wire.SHAPE})
+_DEFERRABLE = frozenset({wire.PROGRESS, wire.LINES_OUT, wire.OUTPUTS, wire.SHAPE, wire.CONSUMED, wire.RESUMED,
+                         wire.LOST})
+HEARTBEAT_S = 0.5  # at most this long between heartbeats while the loop turns (RUN.md §6: 1 s)
+INGRESS = "in"  # the channel key of the router's input (an upstream worker's: p<index>)
 
 
 @dataclass
@@ -141,6 +153,15 @@ class _Worker:
         self.sinks: dict[str, list[SinkPartition]] = {}
         self.subs = WorkerSubscriptions(spec.subscriptions)
         self.flushing = False  # the end-of-input flush is being handed out
+        self.flush_origin = _ENDED
+        self.last_heartbeat = 0.0
+        # Numbered input channels (a live run): channel -> stream -> last record number taken.
+        self.taken: dict[str, dict[str, int]] = {}
+        self.reported: dict[str, dict[str, int]] = {}  # what CONSUMED last said
+        # A live run's counters for the metrics, sent with the heartbeats (runtime/worker_meter.py).
+        sources = {s.name: s.source for s in program.streams if s.name in hosted}
+        self.meter = WorkerMeter(spec.streams, sources) if spec.prompt else None
+        self.connectors: dict[str, object] = {}  # connector name -> its partition here
         # Filled in by run() once the sockets exist.
         self.dests: dict[int, Outbox] = {}
         self.readers: dict[str, list[int]] = {name: list(dsts) for name, dsts in spec.outputs_to.items()}
@@ -158,9 +179,11 @@ class _Worker:
             upstream = sorted(set(spec.inputs_from.values()))
             peers = {src: transport.receiver(rd.peer(spec.index, src), bind=True) for src in upstream}
             out = transport.sender(rd.output(spec.index), bind=True)
-            self.dests[MERGER] = Outbox(out, self.batch)
+            # Every message toward the merger says what was taken for the outputs it carries.
+            self.dests[MERGER] = Outbox(out, self.batch, on_seal=self._report_taken)
             for dst in sorted({d for dsts in spec.outputs_to.values() for d in dsts}):
-                self.dests[dst] = Outbox(None, self.batch)  # connected on START, once every worker is ready
+                # Connected on START, once every worker is ready; numbered in a live run (RUN.md §6).
+                self.dests[dst] = Outbox(None, self.batch, numbered=spec.prompt)
             # Imported here, in the child: the supervisor never runs streams, so the engine's import
             # stays off the serial start of a run and the workers pay it in parallel.
             from varpulis_mp.engine.dataflow import Dataflow
@@ -175,8 +198,12 @@ class _Worker:
             # Ready means the sinks' clients exist too (RUN.md §6); a broker that is down is retried.
             self.sinks = {name: [d.build(0, 1) for d in descriptions] for name, descriptions in spec.sinks.items()}
             self.subs.start()
+            for name, descriptions in spec.sinks.items():
+                self.connectors.update((d.name, part) for d, part in zip(descriptions, self.sinks[name], strict=True))
+            self.connectors.update(self.subs.partitions())
             if not self.ctl.try_send(wire.encode([(wire.READY, spec.index, os.getpid())])):
                 raise RuntimeError("cannot report ready")
+            self.last_heartbeat = time.monotonic()
             self.ready = True
             self._loop(transport, ingress, peers)
             self._drain(ingress)
@@ -202,6 +229,7 @@ class _Worker:
         cycle = self.spec.cycle_peers
         dests = list(self.dests.values())
         while len(self.ended) < len(self.spec.streams):
+            self._heartbeat()
             blocked = any(d.outbox for d in dests)
             readers: list[Receiver] = []
             owners: list[int | None] = []
@@ -213,7 +241,7 @@ class _Worker:
                     readers.append(rcv)
                     owners.append(src)
             writers = [d for d in dests if d.outbox and d.sender is not None]
-            timeout = FLUSH_S if self.dests[MERGER].frames else 1.0
+            timeout = FLUSH_S if self.dests[MERGER].frames else HEARTBEAT_S
             subs = self.subs
             fds: list[int] = []
             if subs and self.started and not blocked:  # a full channel holds the brokers back too
@@ -233,8 +261,10 @@ class _Worker:
                     data = rcv.try_recv()
                     if data is None:
                         break
-                    dec = ingress_dec if owner is None else decoders[owner]
-                    self._handle(wire.decode(data), dec, transport)
+                    if owner is None:
+                        self._handle(wire.decode(data), ingress_dec, transport, INGRESS)
+                    else:
+                        self._handle(wire.decode(data), decoders[owner], transport, f"p{owner}")
                     if owner is None and self.started and any(d.outbox for d in dests):
                         drained = False
                         break
@@ -261,13 +291,15 @@ class _Worker:
         self._seal_all()
         dests = list(self.dests.values())
         stopped = False
+        self.last_heartbeat = 0.0  # the final counters go now
         while True:
+            self._heartbeat()
             for d in dests:
                 d.pump()
             pending = [d.sender for d in dests if d.outbox and d.sender is not None]
             if stopped and not pending:
                 return
-            ready, _, _ = wait([ingress], pending, [], 1.0)
+            ready, _, _ = wait([ingress], pending, [], HEARTBEAT_S)
             if ready:
                 while (data := ingress.try_recv()) is not None:
                     for frame in wire.decode(data):
@@ -275,6 +307,9 @@ class _Worker:
                             stopped = True
                         elif frame[0] == wire.COMMIT:  # the last batches' acknowledgements
                             self.subs.commit(frame[1], frame[2])
+                        elif frame[0] == wire.RESEND:  # a context this one feeds was restarted
+                            self._resend(frame[1])
+                            self._seal_all()
             if stopped:
                 self.subs.close()  # after the acknowledgements: a broker's DISCONNECT comes last
             if os.getppid() != self.parent:
@@ -282,7 +317,15 @@ class _Worker:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def _handle(self, frames: list[list[Any]], dec: wire.ShapeDecoder, transport: Transport) -> None:
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self.last_heartbeat >= HEARTBEAT_S:
+            self.last_heartbeat = now
+            meter = self.meter
+            counters = meter.counters(self.taken, self.flow.counters, self.connectors) if meter else None
+            self.ctl.try_send(wire.encode([(wire.HEARTBEAT, self.spec.index, os.getpid(), counters)]))
+
+    def _handle(self, frames: list[list[Any]], dec: wire.ShapeDecoder, transport: Transport, channel: str) -> None:
         for frame in frames:
             kind = frame[0]
             if kind == wire.BLOCK:
@@ -290,7 +333,9 @@ class _Worker:
             elif kind == wire.LINES:
                 self._lines(frame)
             elif kind == wire.RECORDS:
-                self._records(frame, dec)
+                self._records(frame, dec, channel)
+            elif kind == wire.SEQ:
+                self._seq(channel, frame[1])
             elif kind == wire.SHAPE:
                 dec.learn(frame)
             elif kind == wire.PROGRESS:
@@ -307,10 +352,48 @@ class _Worker:
                 self._start(transport)
             elif kind == wire.COMMIT:
                 self.subs.commit(frame[1], frame[2])
+            elif kind == wire.RESEND:
+                self._resend(frame[1])
             else:
                 raise wire.WireError(f"unexpected frame kind {kind!r} on a worker's input")
         self._route()
         self._progress()
+
+    # -- loss accounting (RUN.md §6) -------------------------------------------------------------
+
+    def _seq(self, channel: str, counts: dict[str, int]) -> None:
+        """A numbered message: its records follow `counts` records of each stream."""
+        taken = self.taken.get(channel)
+        if taken is None:  # this process's first message on the channel
+            self.dests[MERGER].add((wire.RESUMED, channel, counts))
+            self.taken[channel] = dict(counts)
+            self.reported[channel] = {}
+        else:
+            taken.update(counts)
+
+    def _report_taken(self, merger: Outbox) -> None:
+        reported = self.reported
+        for channel, taken in self.taken.items():
+            if taken != reported[channel]:
+                reported[channel] = dict(taken)
+                merger.add((wire.CONSUMED, channel, reported[channel]))
+
+    def _resend(self, dst: int) -> None:
+        """Context `dst` was restarted: shapes again, then where the streams it reads stand."""
+        dest = self.dests.get(dst)
+        if dest is None:
+            return
+        dest.reshape()
+        moving: dict[int, list[str]] = {}
+        for name, dsts in self.readers.items():
+            if dst not in dsts:
+                continue
+            if name in self.ended:
+                dest.add((wire.EOS, name, self.flush_origin))
+            elif self.sent[name]:
+                moving.setdefault(self.sent[name], []).append(name)
+        for n, names in moving.items():
+            dest.add((wire.PROGRESS, names, n))
 
     def _start(self, transport: Transport) -> None:
         self.started = True
@@ -405,20 +488,34 @@ class _Worker:
             merger = self.dests[MERGER]
             merger.add((wire.ERROR, origin, wire.encode_diagnostic(exc.diagnostics[0])))
 
-    def _records(self, frame: list[Any], dec: wire.ShapeDecoder) -> None:
+    def _records(self, frame: list[Any], dec: wire.ShapeDecoder, channel: str) -> None:
         _, stream, sid, times, origins, rows = frame
+        # Numbered channels: the record number taken moves with the outputs routed, so that what
+        # the merger is told was consumed always comes with (after) the outputs it made.
+        taken = self.taken.get(channel)
+        base = taken.get(stream, 0) if taken is not None else 0
+        names = dec.names.get(sid)
+        if names is None:
+            # Announced to a predecessor of this process only (it was restarted): counted, not read.
+            if taken is not None:
+                taken[stream] = base + len(rows)
+            self.dests[MERGER].add((wire.LOST, channel, stream, len(rows)))
+            return
         push = self.flow.push_record
-        names = dec.names[sid]
         limit = self.err_origin
         route = self._route
         emitted = self.emitted
         batch = self.batch
-        for ts, origin, row in zip(times, origins, rows, strict=True):
+        for k, (ts, origin, row) in enumerate(zip(times, origins, rows, strict=True)):
             if origin >= limit:
                 continue
             push(origin, stream, ts, dict(zip(names, row, strict=False)))
             if len(emitted) >= batch:
+                if taken is not None:
+                    taken[stream] = base + k + 1
                 route()
+        if taken is not None:
+            taken[stream] = base + len(rows)
 
     def _tick(self, origin: int, now_ms: int) -> None:
         """A live run's wall-clock tick, from the router or from an upstream context (the first
@@ -439,6 +536,7 @@ class _Worker:
             return
         self._route()
         self.progress[source] = _ENDED
+        self.flush_origin = flush_origin
         ended = self.flow.end(source, flush_origin)
         self.flushing = True
         self._route()
@@ -457,6 +555,8 @@ class _Worker:
         emitted = self.emitted
         if not emitted:
             return
+        if self.meter is not None:
+            self.meter.observe(emitted)
         merger = self.dests[MERGER]
         batch = self.batch
         if self.spec.jsonl_out:

@@ -1,0 +1,174 @@
+"""What a restart changes in a running run: the run's side of supervision (runtime/supervision.py).
+
+Owns `Restarts`, the base of the supervisor (runtime/run_loop.py) that starts the workers and
+answers supervision (`RunFace`):
+
+* the workers are started by the fork server when the run may restart them (a clean process
+  forks them: the supervisor has threads and a ZeroMQ context by then), else by a direct fork;
+* a dead worker's last messages are read before anything is decided (its last progress and
+  consumption, the failure it reported);
+* a replacement that is ready gets `START` (and the ends of the event types if the input has
+  ended), the router's channel toward it announces its shapes again, and every context feeding it
+  gets `RESEND` (shapes, progress and ends again); its subscriptions' relays start afresh;
+* giving up on a context ends the input (the run drains what still runs), takes its streams as
+  ended in the merger and tells the contexts reading them, then the run fails naming it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from varpulis_mp.lang.checked import CheckedProgram
+from varpulis_mp.runtime import wire
+from varpulis_mp.runtime.live_input import LiveInput
+from varpulis_mp.runtime.logs import runtime_log
+from varpulis_mp.runtime.losses import LossLedger
+from varpulis_mp.runtime.metrics_counters import WorkerCounters
+from varpulis_mp.runtime.relay import RelayedSource
+from varpulis_mp.runtime.router import Router
+from varpulis_mp.runtime.rundir import RunDir
+from varpulis_mp.runtime.supervision import FailFast, Supervision
+from varpulis_mp.runtime.transport import Receiver, Transport
+from varpulis_mp.runtime.worker import WorkerSpec
+from varpulis_mp.runtime.workers import DirectFork, Spawner, WorkerHandle, WorkerSet, describe_status
+
+if TYPE_CHECKING:
+    from varpulis_mp.runtime.ingress_live import LiveReader
+    from varpulis_mp.runtime.merger import Merger
+
+__all__ = ["Restarts"]
+
+_DRAIN_MESSAGES = 10_000
+
+
+class Restarts:
+    merger: Merger
+    outputs: list[Receiver]
+
+    def __init__(self, program: CheckedProgram, specs: list[WorkerSpec], live: LiveInput | None) -> None:
+        self.program = program
+        self.specs = specs
+        self.live = live
+        self.policy = live.restart if live is not None else None
+        self.run_dir: RunDir | None = None
+        self.transport: Transport | None = None
+        self.router: Router | None = None
+        self.live_reader: LiveReader | None = None
+        self.relayed: dict[tuple[int, int], RelayedSource] = {}
+        self.given_up_on: set[int] = set()
+        self.watch = live.watch if live is not None else None
+        self.losses = LossLedger([s.name for s in specs], self._on_loss)
+        self.spawner: Spawner | None = None
+        self.workers = WorkerSet(specs)  # started by start_workers, once the run directory exists
+        self.supervision = Supervision(FailFast(), self.workers, self)
+
+    def start_workers(self, run_dir: RunDir) -> None:
+        spawner: Spawner
+        if self.policy is not None:
+            from varpulis_mp.runtime.forkserver import ForkServer
+
+            spawner = ForkServer.start(self.program, self.specs, run_dir)
+        else:
+            spawner = DirectFork(self.program, self.specs, run_dir)
+        self.spawner = self.workers.spawner = spawner
+        timeout = self.live.worker_timeout_s if self.live is not None else None
+        self.supervision = Supervision(self.policy or FailFast(), self.workers, self, worker_timeout_s=timeout,
+                                       restarts=self.policy is not None)
+        self.workers.start_all()
+
+    def close_spawner(self) -> None:
+        if self.spawner is not None:
+            spawner, self.spawner = self.spawner, None
+            spawner.close()
+
+    @staticmethod
+    def describe(handle: WorkerHandle) -> str:
+        return describe_status(handle.status or 0)
+
+    # -- RunFace -------------------------------------------------------------------------------
+
+    def drain_worker(self, index: int) -> str | None:
+        if index < len(self.outputs):
+            rcv = self.outputs[index]
+            for _ in range(_DRAIN_MESSAGES):
+                data = rcv.try_recv()
+                if data is None:
+                    break
+                try:
+                    self.merger.handle(index, data)
+                except Exception:  # noqa: BLE001 - the death being handled matters more
+                    break
+        return self.merger.failures.get(index)
+
+    def worker_exited(self, handle: WorkerHandle) -> None:
+        if self.watch is not None:
+            self.watch.worker_exited(handle.context, 0)
+
+    def worker_ready(self, handle: WorkerHandle) -> None:
+        if self.watch is not None:
+            self.watch.worker_ready(handle.context, 0)
+
+    def worker_counters(self, handle: WorkerHandle, data: Any) -> None:
+        """A heartbeat's counters (runtime/worker_meter.py) to whoever watches the workers."""
+        if self.watch is None or data is None:
+            return
+        try:
+            counters = WorkerCounters.from_data(data)
+        except ValueError as exc:
+            runtime_log.debug("context '%s': %s", handle.context, exc)
+            return
+        self.watch.apply(handle.context, 0, counters)
+
+    def replacement_starting(self, handle: WorkerHandle, how: str, attempt: int) -> None:
+        index = handle.index
+        spec = handle.spec
+        self.merger.restarted(index)
+        channels = {f"p{src}" for src in spec.inputs_from.values()}
+        if spec.event_types:
+            channels.add("in")
+        max_restarts = self.policy.max_restarts if self.policy is not None else 0
+        self.losses.restarted(index, how, attempt, max_restarts, channels, time.monotonic())
+        if self.watch is not None:
+            self.watch.worker_restarted(handle.context, 0)
+
+    def replacement_ready(self, handle: WorkerHandle) -> None:
+        router = self.router
+        if router is None:
+            return  # restarted before the run started: it gets what every worker gets
+        index = handle.index
+        frames: list[wire.Frame] = [(wire.START,)]
+        if router.flush_origin is not None:
+            frames += [(wire.EOS, t, router.flush_origin) for t in handle.spec.event_types]
+        router.outbox[index].append(wire.encode(frames))
+        if self.live_reader is not None:
+            self.live_reader.reshape(index)
+        for src in sorted(set(handle.spec.inputs_from.values())):
+            router.outbox[src].append(wire.encode([(wire.RESEND, index)]))
+        for (worker, _sub), relay in self.relayed.items():
+            if worker == index:
+                relay.restarted()
+        router.pump()
+
+    def give_up(self, index: int, reason: str) -> None:
+        self.given_up_on.add(index)
+        router = self.router
+        if router is None:
+            return
+        router.drop(index)
+        router.end_input()
+        flush_origin = router.flush_origin
+        assert flush_origin is not None
+        spec = self.specs[index]
+        self.merger.give_up(spec.streams, flush_origin)
+        self.merger.done[index] = True
+        for other in self.specs:
+            ended: list[wire.Frame] = [(wire.EOS, name, flush_origin)
+                                       for name, src in other.inputs_from.items() if src == index]
+            if ended and other.index not in self.given_up_on:
+                router.outbox[other.index].append(wire.encode(ended))
+        router.pump()
+
+    def _on_loss(self, context: str, stream: str, records: int) -> None:
+        if self.watch is not None:
+            self.watch.add_lost(context, 0, stream, records)

@@ -1,0 +1,119 @@
+"""How a run ends: signals, the drain and its deadline, the stop of the workers (RUN.md §2, §5).
+
+Owns `Stopping`, the part of the supervisor (runtime/run_loop.py) that handles SIGTERM and SIGINT
+(dispatched by name from the loop: `handle_term`, `handle_int`), starts the drain (systemd is told
+`STOPPING=1`, the drain's deadline is armed), stops hard on a second signal or past the deadline,
+pings systemd's watchdog from the loop, and, once every worker has finished, tells them to stop
+and reaps them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from varpulis_mp.errors import RuntimeFailure
+from varpulis_mp.lang.checked import CheckedProgram
+from varpulis_mp.runtime import wire
+from varpulis_mp.runtime.live_input import LiveInput
+from varpulis_mp.runtime.notify import Notifier, StatusLine
+from varpulis_mp.runtime.restarts import Restarts
+from varpulis_mp.runtime.transport import wait
+from varpulis_mp.runtime.worker import WorkerSpec
+
+__all__ = ["EXIT_GRACE_S", "POLL_S", "TERM_GRACE_S", "Stopping"]
+
+EXIT_GRACE_S = 5.0  # how long a worker that finished may take to take its stop message and exit
+TERM_GRACE_S = 1.0
+POLL_S = 0.05
+
+
+class Stopping(Restarts):
+    def hear_control(self) -> None:
+        """What waits on the control socket (the supervisor's loop hears it as it comes)."""
+        raise NotImplementedError
+
+    def __init__(self, program: CheckedProgram, specs: list[WorkerSpec], live: LiveInput | None) -> None:
+        super().__init__(program, specs, live)
+        self.signal_count = 0
+        self.draining = False
+        self.interrupted_by: int | None = None  # the signal that asked for the drain
+        self.drain_deadline: float | None = None
+        self.notifier = live.notifier if live is not None else Notifier()
+        self.status_line = StatusLine(time.monotonic())
+
+    def handle_term(self, signum: int) -> None:
+        self.signal_count += 1
+        if self.signal_count == 1:
+            self.interrupted_by = signum
+            self.handle_drain()
+        else:
+            self.handle_hard_stop()
+
+    handle_int = handle_term
+
+    def handle_drain(self) -> None:
+        """First SIGTERM/SIGINT: stop reading and drain as at the end of input (within the live
+        run's drain deadline, if it has one)."""
+        self.draining = True  # before every worker is ready, the loop starts the drain at once
+        self.notifier.stopping()
+        if self.live is not None and self.live.drain_timeout_s is not None:
+            self.drain_deadline = time.monotonic() + self.live.drain_timeout_s
+            # systemd waits for the whole drain and the hard stop after it, whatever TimeoutStopSec says.
+            self.notifier.extend_timeout(int((self.live.drain_timeout_s + TERM_GRACE_S + EXIT_GRACE_S) * 1e6))
+        if self.router is not None:
+            self.router.end_input()
+
+    def handle_hard_stop(self, why: str = "stopped by a second signal") -> None:
+        """Second signal (or a drain past its deadline): end the unfinished workers (TERM, then
+        KILL) and say which did not finish."""
+        done = self.merger.done
+        unfinished = [w for w in self.workers.handles if w.alive and not done[w.index]]
+        self.workers.terminate(unfinished)
+        name = unfinished[0].context if unfinished else self.workers[0].context
+        raise RuntimeFailure(f"{why} before context '{name}' finished")
+
+    def _tick_service(self) -> None:
+        """systemd's watchdog ping and STATUS line (runtime/notify.py), from this loop: a stuck
+        supervisor stops pinging, a hung worker does not stop it."""
+        if not self.notifier.enabled:
+            return
+        self.notifier.tick(time.monotonic(), lambda: self.status_line(
+            time.monotonic(), self.router.events if self.router is not None else 0,
+            [f"{self.workers.up()}/{len(self.workers)} contexts up"]))
+
+    def _check_drain_deadline(self) -> None:
+        if self.drain_deadline is not None and time.monotonic() > self.drain_deadline:
+            assert self.live is not None and self.live.drain_timeout_s is not None
+            self.handle_hard_stop(f"the drain took longer than --drain-timeout {self.live.drain_timeout_s:g}s")
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def _stop_workers(self) -> None:
+        """Every worker has finished: let them close their sockets and exit."""
+        router = self.router
+        assert router is not None
+        for w, box in zip(self.workers.handles, router.outbox, strict=True):
+            if w.index not in router.dropped:
+                w.asked_to_stop = True
+                box.append(wire.encode([(wire.STOP,)]))
+        deadline = time.monotonic() + EXIT_GRACE_S
+        while not router.idle():
+            router.pump()
+            self.supervision.check(time.monotonic())
+            if time.monotonic() > deadline:
+                raise RuntimeFailure("a worker did not take its stop message")
+            busy = router.busy()
+            router.writable([busy[k] for k in wait([], [router.senders[w] for w in busy], [], POLL_S)[1]])
+
+    def _await_exits(self) -> None:
+        deadline = time.monotonic() + EXIT_GRACE_S
+        for w in self.workers.handles:
+            if w.index in self.given_up_on:
+                continue
+            if not self.workers.await_exit(w, deadline):
+                raise RuntimeFailure(f"context '{w.context}' worker did not exit after it finished")
+            if w.status != 0:
+                raise RuntimeFailure(f"context '{w.context}' worker {self.describe(w)}")
+        self.hear_control()  # the workers' last heartbeats: their final counters
+        if self.supervision.given_up:
+            raise RuntimeFailure(self.supervision.given_up[0])
