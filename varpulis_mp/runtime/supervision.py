@@ -105,9 +105,9 @@ class Supervision:
         self.worker_timeout_s = worker_timeout_s
         self.restarts = restarts  # whether a death may be followed by a replacement
         self._due: dict[int, _Due] = {}
-        self._noticed: dict[int, float] = {}  # index -> when its last death was noticed
+        self._noticed: dict[int, float] = {}  # index -> when its last death was noticed (+ its backoff)
         self._aborted: dict[int, float] = {}  # index -> when its hung worker got SIGABRT
-        self.restart_times: list[float] = []  # death noticed -> replacement ready, seconds
+        self.restart_times: list[float] = []  # death noticed -> replacement ready, backoff excluded, seconds
         self.given_up: list[str] = []  # why, per context given up on
 
     def check(self, now: float) -> None:
@@ -149,7 +149,8 @@ class Supervision:
         how = _how(handle.status or 0)
         reason = f"{decision.reason}: {detail}" if detail and not isinstance(decision, Restart) else None
         if isinstance(decision, Restart) and self.restarts:
-            self._noticed[handle.index] = now
+            # The restart time leaves the backoff out (RUN.md §6): it counts from the backoff's end.
+            self._noticed[handle.index] = now + decision.delay_s
             self._due[handle.index] = _Due(now + decision.delay_s, now, how, decision.attempt)
             if detail:
                 runtime_log.warning("context '%s' worker failed: %s", handle.context, detail)
