@@ -1,6 +1,7 @@
 """One context's worker process: what runs in the child after the fork.
 
-Owns a worker's life: first pin its cores and arrange to die with its parent, then make its own
+Owns a worker's life (its input and output sides are runtime/worker_input.py and
+runtime/worker_output.py): first pin its cores and arrange to die with its parent, then make its own
 ZeroMQ context, bind its inputs (ingress from the router, one channel per upstream context) and its
 output toward the merger, build the `Dataflow` of its streams and report ready. Then it parses the
 raw lines the router forwards, pushes records from upstream contexts, and sends its outputs with
@@ -36,8 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from varpulis_mp.engine.output import Output
-from varpulis_mp.errors import EventFileError
-from varpulis_mp.io.jsonl import jsonl_line
 from varpulis_mp.io.ports import Sink, SinkPartition, Source
 from varpulis_mp.io.readers import EventParser
 from varpulis_mp.lang.checked import CheckedProgram
@@ -48,19 +47,12 @@ from varpulis_mp.runtime.relay import WorkerSubscriptions
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.shapes import LearnedShapes
 from varpulis_mp.runtime.transport import Outbox, Receiver, Transport, batch_size_for, wait
+from varpulis_mp.runtime.worker_input import WorkerInput
 from varpulis_mp.runtime.worker_meter import WorkerMeter
+from varpulis_mp.runtime.worker_output import ENDED, FLUSH_S, MERGER
 
 __all__ = ["MERGER", "WorkerSpec", "worker_main"]
 
-_ENDED = 1 << 62  # progress of a source that has ended
-MERGER = -1  # destination key of the channel toward the merger
-# Outputs and progress toward the merger wait at most this long for more to travel with them (a
-# message per input message would cost the merger more than the outputs themselves). In a live
-# run (`WorkerSpec.prompt`) they leave at once whenever the worker has read everything waiting
-# for it: an idle worker adds no delay, a loaded one still batches.
-FLUSH_S = 0.01
-_DEFERRABLE = frozenset({wire.PROGRESS, wire.LINES_OUT, wire.OUTPUTS, wire.SHAPE, wire.CONSUMED, wire.RESUMED,
-                         wire.LOST})
 HEARTBEAT_S = 0.5  # at most this long between heartbeats while the loop turns (RUN.md §6: 1 s)
 INGRESS = "in"  # the channel key of the router's input (an upstream worker's: p<index>)
 
@@ -120,7 +112,7 @@ def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, pare
             os._exit(code)
 
 
-class _Worker:
+class _Worker(WorkerInput):
     def __init__(self, program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> None:
         self.program = program
         self.spec = spec
@@ -141,7 +133,7 @@ class _Worker:
         self.progress: dict[str, int] = {src: 0 for src in self.root.values()}
         self.sent: dict[str, int] = {name: 0 for name in spec.streams}
         self.ended: set[str] = set()
-        self.err_origin = _ENDED
+        self.err_origin = ENDED
         self.emitted: list[Output] = []
         self.parser = EventParser(spec.display_path, [s.name for s in program.streams])
         self.batch_time = 0
@@ -153,7 +145,7 @@ class _Worker:
         self.sinks: dict[str, list[SinkPartition]] = {}
         self.subs = WorkerSubscriptions(spec.subscriptions)
         self.flushing = False  # the end-of-input flush is being handed out
-        self.flush_origin = _ENDED
+        self.flush_origin = ENDED
         self.last_heartbeat = 0.0
         # Numbered input channels (a live run): channel -> stream -> last record number taken.
         self.taken: dict[str, dict[str, int]] = {}
@@ -342,7 +334,7 @@ class _Worker:
                 progress = self.progress
                 n = frame[2]
                 for src in frame[1]:
-                    if progress.get(src, _ENDED) < n:
+                    if progress.get(src, ENDED) < n:
                         progress[src] = n
             elif kind == wire.EOS:
                 self._eos(frame[1], frame[2])
@@ -359,293 +351,8 @@ class _Worker:
         self._route()
         self._progress()
 
-    # -- loss accounting (RUN.md §6) -------------------------------------------------------------
-
-    def _seq(self, channel: str, counts: dict[str, int]) -> None:
-        """A numbered message: its records follow `counts` records of each stream."""
-        taken = self.taken.get(channel)
-        if taken is None:  # this process's first message on the channel
-            self.dests[MERGER].add((wire.RESUMED, channel, counts))
-            self.taken[channel] = dict(counts)
-            self.reported[channel] = {}
-        else:
-            taken.update(counts)
-
-    def _report_taken(self, merger: Outbox) -> None:
-        reported = self.reported
-        for channel, taken in self.taken.items():
-            if taken != reported[channel]:
-                reported[channel] = dict(taken)
-                merger.add((wire.CONSUMED, channel, reported[channel]))
-
-    def _resend(self, dst: int) -> None:
-        """Context `dst` was restarted: shapes again, then where the streams it reads stand."""
-        dest = self.dests.get(dst)
-        if dest is None:
-            return
-        dest.reshape()
-        moving: dict[int, list[str]] = {}
-        for name, dsts in self.readers.items():
-            if dst not in dsts:
-                continue
-            if name in self.ended:
-                dest.add((wire.EOS, name, self.flush_origin))
-            elif self.sent[name]:
-                moving.setdefault(self.sent[name], []).append(name)
-        for n, names in moving.items():
-            dest.add((wire.PROGRESS, names, n))
-
     def _start(self, transport: Transport) -> None:
         self.started = True
         for dst, dest in self.dests.items():
             if dst != MERGER and dest.sender is None:
                 dest.sender = transport.sender(self.run_dir.peer(dst, self.spec.index), bind=False)
-
-    def _lines(self, frame: list[Any]) -> None:
-        """Parse and push a LINES frame's raw lines: one block for the parser's fast path, each event
-        found again by its index in the block."""
-        _, type_name, origin_base, line_base, batch_time, idx, text = frame
-        limit = self.err_origin
-        if not idx or origin_base + idx[0] >= limit:
-            return  # none after a bad line is processed
-        if batch_time != self.batch_time:
-            self._set_batch_time(batch_time)
-        shapes = self.shapes
-        rows = shapes.rows(type_name, text)
-        if type_name not in self.types:
-            # Events no stream reads, sent here to be checked: only a bad line matters.
-            if rows is not None:
-                return  # every line matched a shape the parser accepted: all valid
-            try:
-                self.parser.count_block(text, 0)
-            except EventFileError:
-                self._one_by_one(type_name, [origin_base + i for i in idx], [line_base + i for i in idx],
-                                 text.split("\n"))
-                return
-            shapes.learn(self.parser, type_name, text)
-            return
-        push = self.flow.push_event
-        route = self._route
-        emitted = self.emitted
-        batch = self.batch
-        parser = self.parser
-        done = 0  # lines handled so far
-        try:
-            if rows is not None:
-                events = shapes.events(type_name, rows, lambda: parser.batch_time)
-            else:
-                events = parser.parse_block(text, 0)
-            for event in events:
-                k = event.line
-                origin = origin_base + idx[k]
-                if origin >= limit:
-                    return
-                push(origin, type_name, event.ts, event.fields)
-                done = k + 1
-                if len(emitted) >= batch:
-                    route()
-        except EventFileError:
-            # Positions in a block are indexes into it: go on line by line from the first line not
-            # handled, so the bad line is reported at its own line and origin.
-            rest = idx[done:]
-            texts = text.split("\n")[done:]
-            self._one_by_one(type_name, [origin_base + i for i in rest], [line_base + i for i in rest], texts)
-            return
-        shapes.learn(parser, type_name, text)
-
-    def _block(self, frame: list[Any]) -> None:
-        _, first, last, checker, odd, text = frame
-        taker = self.taker
-        if taker is None:
-            raise wire.WireError("a BLOCK frame reached a worker without block ingress")
-        taker.take(first, checker == self.spec.index, odd, text)
-        progress = self.progress
-        for src in self.spec.event_types:
-            if progress.get(src, _ENDED) < last:
-                progress[src] = last
-
-    def _one_by_one(self, type_name: str, origins: list[int], linenos: list[int], texts: list[str]) -> None:
-        parse = self.parser.parse_line
-        for origin, lineno, text in zip(origins, linenos, texts, strict=True):
-            try:
-                event = parse(text, lineno)
-            except EventFileError as exc:
-                self._bad_line(origin, exc)
-                return
-            if event is not None and type_name in self.types:
-                self.flow.push_event(origin, type_name, event.ts, event.fields)
-
-    def _set_batch_time(self, t: int) -> None:
-        # The parser keeps the BATCH time the router saw before this line; replaying a BATCH
-        # line is the parser's own way to set it.
-        self.parser.line_type_at(f"BATCH {t}", 0)
-        self.batch_time = t
-
-    def _bad_line(self, origin: int, exc: EventFileError) -> None:
-        if origin < self.err_origin:
-            self.err_origin = origin
-            self._route()
-            merger = self.dests[MERGER]
-            merger.add((wire.ERROR, origin, wire.encode_diagnostic(exc.diagnostics[0])))
-
-    def _records(self, frame: list[Any], dec: wire.ShapeDecoder, channel: str) -> None:
-        _, stream, sid, times, origins, rows = frame
-        # Numbered channels: the record number taken moves with the outputs routed, so that what
-        # the merger is told was consumed always comes with (after) the outputs it made.
-        taken = self.taken.get(channel)
-        base = taken.get(stream, 0) if taken is not None else 0
-        names = dec.names.get(sid)
-        if names is None:
-            # Announced to a predecessor of this process only (it was restarted): counted, not read.
-            if taken is not None:
-                taken[stream] = base + len(rows)
-            self.dests[MERGER].add((wire.LOST, channel, stream, len(rows)))
-            return
-        push = self.flow.push_record
-        limit = self.err_origin
-        route = self._route
-        emitted = self.emitted
-        batch = self.batch
-        for k, (ts, origin, row) in enumerate(zip(times, origins, rows, strict=True)):
-            if origin >= limit:
-                continue
-            push(origin, stream, ts, dict(zip(names, row, strict=False)))
-            if len(emitted) >= batch:
-                if taken is not None:
-                    taken[stream] = base + k + 1
-                route()
-        if taken is not None:
-            taken[stream] = base + len(rows)
-
-    def _tick(self, origin: int, now_ms: int) -> None:
-        """A live run's wall-clock tick, from the router or from an upstream context (the first
-        to arrive counts): close the idle sessions, then pass it on ahead of any progress."""
-        if origin <= self.last_tick:
-            return
-        self.last_tick = origin
-        self._route()
-        if self.sessions:
-            self.flow.expire_sessions(now_ms, origin)
-            self._route()
-        for dst, dest in self.dests.items():
-            if dst != MERGER:
-                dest.add((wire.TICK, origin, now_ms))
-
-    def _eos(self, source: str, flush_origin: int) -> None:
-        if self.progress.get(source) == _ENDED:
-            return
-        self._route()
-        self.progress[source] = _ENDED
-        self.flush_origin = flush_origin
-        ended = self.flow.end(source, flush_origin)
-        self.flushing = True
-        self._route()
-        for name in ended:
-            self.ended.add(name)
-            self.sent[name] = _ENDED
-            frame = (wire.EOS, name, flush_origin)
-            self.dests[MERGER].add(frame)
-            for dst in self.readers.get(name, ()):
-                self.dests[dst].add(frame)
-
-    # -- output --------------------------------------------------------------------------------
-
-    def _route(self) -> None:
-        """Hand what the streams emitted to the merger and to the contexts reading them."""
-        emitted = self.emitted
-        if not emitted:
-            return
-        if self.meter is not None:
-            self.meter.observe(emitted)
-        merger = self.dests[MERGER]
-        batch = self.batch
-        if self.spec.jsonl_out:
-            # Only records are printed; written here, they cost the merger nothing but ordering.
-            flat: list[Any] = []
-            for o in emitted:
-                if o.kind == "record":
-                    flat += (o.origin, o.stream_index, o.seq, jsonl_line(o))
-            if flat:
-                merger.add((wire.LINES_OUT, flat))
-                merger.count += len(flat) // 4
-                if merger.count >= batch:
-                    merger.seal()
-        else:
-            for start in range(0, len(emitted), batch):
-                chunk = emitted[start:start + batch]
-                wire.encode_outputs(chunk, merger.shapes, merger.frames)
-                merger.count += len(chunk)
-                if merger.count >= batch:
-                    merger.seal()
-        if self.sinks:
-            self._to_sinks(emitted)
-        readers = self.readers
-        if readers:
-            dests = self.dests
-            for o in emitted:
-                dsts = readers.get(o.stream)
-                if dsts is None or o.kind != "record":
-                    continue
-                for dst in dsts:
-                    dests[dst].add_record(o.stream, o.ts, o.origin, o.fields)
-        emitted.clear()
-
-    def _to_sinks(self, emitted: list[Output]) -> None:
-        """Each hosted stream's records to its `.to` sinks, in the stream's order."""
-        grouped: dict[str, list[Output]] = {}
-        for o in emitted:
-            if o.kind == "record" and o.stream in self.sinks:
-                grouped.setdefault(o.stream, []).append(o)
-        for name, records in grouped.items():
-            for part in self.sinks[name]:
-                part.write_batch(records, self.flushing)
-
-    def _close_sinks(self) -> int:
-        """Every hosted stream has ended: the sinks deliver what they hold before the worker says so.
-        Returns how many records this process's sinks dead-lettered (counted here, after the fork)."""
-        sinks, self.sinks = self.sinks, {}
-        for parts in sinks.values():
-            for part in parts:
-                part.close()
-        counters = {id(c): c for ds in self.spec.sinks.values() for d in ds
-                    if (c := getattr(d, "dead_letters", None)) is not None and hasattr(c, "total")}
-        return sum(int(c.total) for c in counters.values())
-
-    def _progress(self) -> None:
-        """Pass on the progress of every hosted stream whose source moved on."""
-        progress = self.progress
-        sent = self.sent
-        cap = self.err_origin - 1
-        moved: dict[int, list[str]] = {}
-        for name, root in self.root.items():
-            if name in self.ended:
-                continue
-            n = min(progress[root], cap)
-            if n > sent[name]:
-                sent[name] = n
-                moved.setdefault(n, []).append(name)
-        for n, names in moved.items():
-            frame = (wire.PROGRESS, names, n)
-            self.dests[MERGER].add(frame)
-            by_dst: dict[int, list[str]] = {}
-            for name in names:
-                for dst in self.readers.get(name, ()):
-                    by_dst.setdefault(dst, []).append(name)
-            for dst, lst in by_dst.items():
-                self.dests[dst].add((wire.PROGRESS, lst, n))
-
-    def _seal_all(self) -> None:
-        for d in self.dests.values():
-            d.seal()
-        self.merger_sealed = time.monotonic()
-
-    def _seal_turn(self) -> None:
-        merger = self.dests[MERGER]
-        now = time.monotonic()
-        if (merger.frames and merger.count < self.batch and now - self.merger_sealed < FLUSH_S
-                and all(frame[0] in _DEFERRABLE for frame in merger.frames)):
-            for key, d in self.dests.items():
-                if key != MERGER:
-                    d.seal()
-            return
-        self._seal_all()

@@ -1,0 +1,206 @@
+"""A worker's outgoing side: routing what its streams emit, progress, ends and its channels.
+
+Owns `WorkerOutput`, the part of a worker (runtime/worker.py) that hands its outputs to the merger
+and to the contexts reading them, to its `.to` sinks, and the progress and end-of-stream that
+follow them in band; when the outgoing messages are sealed (at once in a live run whenever the
+inputs are drained, else per batch or per `FLUSH_S`); and `RESEND`: a context it feeds was
+restarted, so the shapes, progress and ends of the streams it reads go again on that channel.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from varpulis_mp.engine.output import Output
+from varpulis_mp.io.jsonl import jsonl_line
+from varpulis_mp.io.ports import SinkPartition
+from varpulis_mp.runtime import wire
+from varpulis_mp.runtime.transport import Outbox
+from varpulis_mp.runtime.worker_meter import WorkerMeter
+
+if TYPE_CHECKING:
+    from varpulis_mp.engine.dataflow import Dataflow
+    from varpulis_mp.runtime.worker import WorkerSpec
+
+__all__ = ["ENDED", "FLUSH_S", "MERGER", "WorkerOutput"]
+
+ENDED = 1 << 62  # progress of a source that has ended
+MERGER = -1  # destination key of the channel toward the merger
+# Outputs and progress toward the merger wait at most this long for more to travel with them (a
+# message per input message would cost the merger more than the outputs themselves). In a live
+# run (`WorkerSpec.prompt`) they leave at once whenever the worker has read everything waiting
+# for it: an idle worker adds no delay, a loaded one still batches.
+FLUSH_S = 0.01
+_DEFERRABLE = frozenset({wire.PROGRESS, wire.LINES_OUT, wire.OUTPUTS, wire.SHAPE, wire.CONSUMED, wire.RESUMED,
+                         wire.LOST})
+
+
+class WorkerOutput:
+    # The worker's state this side reads and moves (set by runtime/worker.py's `_Worker`).
+    spec: WorkerSpec
+    flow: Dataflow
+    sessions: bool
+    batch: int
+    emitted: list[Output]
+    dests: dict[int, Outbox]
+    readers: dict[str, list[int]]
+    root: dict[str, str]
+    progress: dict[str, int]
+    sent: dict[str, int]
+    ended: set[str]
+    err_origin: int
+    flushing: bool
+    flush_origin: int
+    last_tick: int
+    merger_sealed: float
+    sinks: dict[str, list[SinkPartition]]
+    meter: WorkerMeter | None
+
+    def _tick(self, origin: int, now_ms: int) -> None:
+        """A live run's wall-clock tick, from the router or from an upstream context (the first
+        to arrive counts): close the idle sessions, then pass it on ahead of any progress."""
+        if origin <= self.last_tick:
+            return
+        self.last_tick = origin
+        self._route()
+        if self.sessions:
+            self.flow.expire_sessions(now_ms, origin)
+            self._route()
+        for dst, dest in self.dests.items():
+            if dst != MERGER:
+                dest.add((wire.TICK, origin, now_ms))
+
+    def _eos(self, source: str, flush_origin: int) -> None:
+        if self.progress.get(source) == ENDED:
+            return
+        self._route()
+        self.progress[source] = ENDED
+        self.flush_origin = flush_origin
+        ended = self.flow.end(source, flush_origin)
+        self.flushing = True
+        self._route()
+        for name in ended:
+            self.ended.add(name)
+            self.sent[name] = ENDED
+            frame = (wire.EOS, name, flush_origin)
+            self.dests[MERGER].add(frame)
+            for dst in self.readers.get(name, ()):
+                self.dests[dst].add(frame)
+
+    def _route(self) -> None:
+        """Hand what the streams emitted to the merger and to the contexts reading them."""
+        emitted = self.emitted
+        if not emitted:
+            return
+        if self.meter is not None:
+            self.meter.observe(emitted)
+        merger = self.dests[MERGER]
+        batch = self.batch
+        if self.spec.jsonl_out:
+            # Only records are printed; written here, they cost the merger nothing but ordering.
+            flat: list[Any] = []
+            for o in emitted:
+                if o.kind == "record":
+                    flat += (o.origin, o.stream_index, o.seq, jsonl_line(o))
+            if flat:
+                merger.add((wire.LINES_OUT, flat))
+                merger.count += len(flat) // 4
+                if merger.count >= batch:
+                    merger.seal()
+        else:
+            for start in range(0, len(emitted), batch):
+                chunk = emitted[start:start + batch]
+                wire.encode_outputs(chunk, merger.shapes, merger.frames)
+                merger.count += len(chunk)
+                if merger.count >= batch:
+                    merger.seal()
+        if self.sinks:
+            self._to_sinks(emitted)
+        readers = self.readers
+        if readers:
+            dests = self.dests
+            for o in emitted:
+                dsts = readers.get(o.stream)
+                if dsts is None or o.kind != "record":
+                    continue
+                for dst in dsts:
+                    dests[dst].add_record(o.stream, o.ts, o.origin, o.fields)
+        emitted.clear()
+
+    def _to_sinks(self, emitted: list[Output]) -> None:
+        """Each hosted stream's records to its `.to` sinks, in the stream's order."""
+        grouped: dict[str, list[Output]] = {}
+        for o in emitted:
+            if o.kind == "record" and o.stream in self.sinks:
+                grouped.setdefault(o.stream, []).append(o)
+        for name, records in grouped.items():
+            for part in self.sinks[name]:
+                part.write_batch(records, self.flushing)
+
+    def _close_sinks(self) -> int:
+        """Every hosted stream has ended: the sinks deliver what they hold before the worker says so.
+        Returns how many records this process's sinks dead-lettered (counted here, after the fork)."""
+        sinks, self.sinks = self.sinks, {}
+        for parts in sinks.values():
+            for part in parts:
+                part.close()
+        counters = {id(c): c for ds in self.spec.sinks.values() for d in ds
+                    if (c := getattr(d, "dead_letters", None)) is not None and hasattr(c, "total")}
+        return sum(int(c.total) for c in counters.values())
+
+    def _progress(self) -> None:
+        """Pass on the progress of every hosted stream whose source moved on."""
+        progress = self.progress
+        sent = self.sent
+        cap = self.err_origin - 1
+        moved: dict[int, list[str]] = {}
+        for name, root in self.root.items():
+            if name in self.ended:
+                continue
+            n = min(progress[root], cap)
+            if n > sent[name]:
+                sent[name] = n
+                moved.setdefault(n, []).append(name)
+        for n, names in moved.items():
+            frame = (wire.PROGRESS, names, n)
+            self.dests[MERGER].add(frame)
+            by_dst: dict[int, list[str]] = {}
+            for name in names:
+                for dst in self.readers.get(name, ()):
+                    by_dst.setdefault(dst, []).append(name)
+            for dst, lst in by_dst.items():
+                self.dests[dst].add((wire.PROGRESS, lst, n))
+
+    def _resend(self, dst: int) -> None:
+        """Context `dst` was restarted: shapes again, then where the streams it reads stand."""
+        dest = self.dests.get(dst)
+        if dest is None:
+            return
+        dest.reshape()
+        moving: dict[int, list[str]] = {}
+        for name, dsts in self.readers.items():
+            if dst not in dsts:
+                continue
+            if name in self.ended:
+                dest.add((wire.EOS, name, self.flush_origin))
+            elif self.sent[name]:
+                moving.setdefault(self.sent[name], []).append(name)
+        for n, names in moving.items():
+            dest.add((wire.PROGRESS, names, n))
+
+    def _seal_all(self) -> None:
+        for d in self.dests.values():
+            d.seal()
+        self.merger_sealed = time.monotonic()
+
+    def _seal_turn(self) -> None:
+        merger = self.dests[MERGER]
+        now = time.monotonic()
+        if (merger.frames and merger.count < self.batch and now - self.merger_sealed < FLUSH_S
+                and all(frame[0] in _DEFERRABLE for frame in merger.frames)):
+            for key, d in self.dests.items():
+                if key != MERGER:
+                    d.seal()
+            return
+        self._seal_all()
