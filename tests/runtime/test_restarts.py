@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.scrape import http_get
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.losses import LossLedger
 from varpulis_mp.runtime.restart_policy import RestartMode, RestartPolicy
@@ -348,10 +350,22 @@ def test_a_crash_loop_gives_up_drains_the_rest_and_exits_1(tmp_path: Path, run_d
 
 @pytest.mark.timeout(30)
 def test_a_stopped_worker_is_killed_and_restarted(tmp_path: Path, run_dir_base: Path) -> None:
-    run = _flowing(tmp_path, run_dir_base, "--worker-timeout", "1s")
+    with socket.socket() as probe:  # a free port for the metrics
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = _flowing(tmp_path, run_dir_base, "--worker-timeout", "1s", "--metrics", "--metrics-port", str(port))
     stopped = _worker(run, "alert")
     os.kill(stopped, signal.SIGSTOP)
     _worker(run, "alert", not_pid=stopped)  # its replacement
+    wanted = ['varpulis_worker_restarts_total{context="alert",worker="0"} 1.0',
+              'varpulis_worker_up{context="alert",worker="0"} 1.0',
+              'varpulis_events_processed_total{context="ingest",stream="Valid",worker="0"} 100.0']
+    deadline = time.monotonic() + 10
+    body = ""
+    while time.monotonic() < deadline and not all(line in body for line in wanted):
+        body = http_get(f"http://127.0.0.1:{port}/metrics")[1]
+        time.sleep(0.05)
+    assert all(line in body for line in wanted), body
     _, err = _finish(run, run_dir_base, more=_lines(100))
     assert run.returncode == 0, err
     assert "context 'alert' worker sent no heartbeat" in err

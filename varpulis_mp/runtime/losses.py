@@ -47,7 +47,7 @@ class _Restart:
 
 def describe_loss(lost: Counter[str]) -> str:
     if not any(lost.values()):
-        return "no records lost"
+        return "0 records lost"
     parts = [f"{n:,} records of {stream}" for stream, n in sorted(lost.items()) if n]
     return ", ".join(parts) + " lost"
 
