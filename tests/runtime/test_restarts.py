@@ -171,6 +171,13 @@ def test_a_silent_worker_gets_sigabrt_then_sigkill_and_heartbeats_keep_it() -> N
     assert all(pid != 1000 for pid, _ in workers.signals)  # ingest kept heartbeating
 
 
+def test_a_draining_worker_may_be_silent_while_its_sinks_close() -> None:
+    supervision, workers, _ = supervised(RestartPolicy(), timeout_s=10.0)
+    supervision.heartbeat(workers.handles[1], 1.0, draining=True)
+    supervision.check(30.0)
+    assert {pid for pid, _ in workers.signals} == {1000}  # only ingest, silent and not draining
+
+
 # -- loss accounting ---------------------------------------------------------------------------
 
 

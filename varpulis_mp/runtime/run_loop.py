@@ -117,12 +117,12 @@ class Supervisor(Stopping):
 
     def _await_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not all(w.state is WorkerState.READY for w in self.workers.handles):
+        while not all(w.state in (WorkerState.READY, WorkerState.DRAINING) for w in self.workers.handles):
             self._tick_service()
             self.supervision.check(time.monotonic())
             self.signals.dispatch(self)
             if time.monotonic() > deadline:
-                name = next(w.context for w in self.workers.handles if w.state is not WorkerState.READY)
+                name = next(w.context for w in self.workers.handles if w.state is WorkerState.STARTING)
                 raise WorkerStartFailure(f"context '{name}' worker did not become ready")
             assert self.control is not None
             if wait([self.control], [], [], POLL_S)[0]:
@@ -143,7 +143,7 @@ class Supervisor(Stopping):
                     if kind == wire.READY:
                         self.supervision.ready(handle, now)
                     else:
-                        self.supervision.heartbeat(handle, now)
+                        self.supervision.heartbeat(handle, now, draining=bool(frame[4]))
                         self.worker_counters(handle, frame[3])
                 elif kind == wire.FAIL:
                     # Exit codes mean something: a worker that cannot start stops the run.

@@ -135,8 +135,10 @@ class Supervision:
             runtime_log.debug("context '%s' restart time %.3f s", handle.context, now - noticed)
             self.run.replacement_ready(handle)
 
-    def heartbeat(self, handle: WorkerHandle, now: float) -> None:
+    def heartbeat(self, handle: WorkerHandle, now: float, *, draining: bool = False) -> None:
         handle.last_heartbeat = now
+        if draining and handle.state is WorkerState.READY:
+            handle.state = WorkerState.DRAINING  # closing its sinks may take long: not watched
 
     def _on_death(self, handle: WorkerHandle, now: float) -> None:
         detail = self.run.drain_worker(handle.index)

@@ -147,6 +147,7 @@ class _Worker(WorkerInput):
         self.flushing = False  # the end-of-input flush is being handed out
         self.flush_origin = ENDED
         self.last_heartbeat = 0.0
+        self.draining = False  # every hosted stream has ended (said with each heartbeat)
         # Numbered input channels (a live run): channel -> stream -> last record number taken.
         self.taken: dict[str, dict[str, int]] = {}
         self.reported: dict[str, dict[str, int]] = {}  # what CONSUMED last said
@@ -274,6 +275,10 @@ class _Worker(WorkerInput):
     def _drain(self, ingress: Receiver) -> None:
         """Every hosted stream has ended: send the counters, then hold the sockets open until the
         supervisor says every worker has finished (so nothing queued here can still be lost)."""
+        # Draining: the sinks' close may wait on a broker for a while, which is not a hang.
+        self.draining = True
+        self.last_heartbeat = 0.0
+        self._heartbeat()
         dead_letters = self._close_sinks()
         c = self.flow.counters
         merger = self.dests[MERGER]
@@ -315,7 +320,7 @@ class _Worker(WorkerInput):
             self.last_heartbeat = now
             meter = self.meter
             counters = meter.counters(self.taken, self.flow.counters, self.connectors) if meter else None
-            self.ctl.try_send(wire.encode([(wire.HEARTBEAT, self.spec.index, os.getpid(), counters)]))
+            self.ctl.try_send(wire.encode([(wire.HEARTBEAT, self.spec.index, os.getpid(), counters, self.draining)]))
 
     def _handle(self, frames: list[list[Any]], dec: wire.ShapeDecoder, transport: Transport, channel: str) -> None:
         for frame in frames:
