@@ -22,7 +22,9 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.brokers import Mosquitto, MqttClient, wait_until
 from tests.scrape import http_get
+from tests.service.live import LiveRun
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.losses import LossLedger
 from varpulis_mp.runtime.restart_policy import RestartMode, RestartPolicy
@@ -264,9 +266,14 @@ def _start(tmp_path: Path, base: Path, *args: str, stdin: int | None = None) -> 
 
 
 def _worker(run: subprocess.Popen[str], context: str, not_pid: int | None = None, timeout: float = 10.0) -> int:
+    return _worker_of(run.pid, context, not_pid, timeout)
+
+
+def _worker_of(supervisor: int, context: str, not_pid: int | None = None, timeout: float = 10.0) -> int:
+    """The pid of the live worker of `context` (not `not_pid`) among the supervisor's children."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for child in psutil.Process(run.pid).children():
+        for child in psutil.Process(supervisor).children():
             try:
                 if child.name() == f"vmp-{context}" and child.pid != not_pid and child.status() != psutil.STATUS_ZOMBIE:
                     return child.pid
@@ -408,3 +415,33 @@ def test_a_worker_that_fails_before_ready_exits_3_without_restarts(tmp_path: Pat
     assert "error: context 'compute' worker failed to start: RuntimeError: cannot build" in done.stderr
     assert "restarted" not in done.stderr
     assert list(run_dir_base.iterdir()) == []
+
+
+@pytest.mark.timeout(60)
+def test_a_restarted_worker_gets_the_unacknowledged_qos1_messages_again(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The subscription's client id is fixed and its session persistent: what arrived while its
+    worker was dead comes to the replacement (at least once)."""
+    program = tmp_path / "p.vpl"
+    program.write_text(f"""\
+context a
+context b
+connector Broker = mqtt(host: "127.0.0.1", port: {mosquitto.port}, client_id: "restarts")
+stream S = R.from(Broker, topic: "r", qos: 1).context(a).emit(context: b, v: v)
+stream T = S.context(b).where(v >= 0)
+""", encoding="utf-8")
+    subscribed = "connector Broker: subscribed, receiving"
+    with LiveRun(program) as run:
+        run.wait_for_err(subscribed)
+        publisher = MqttClient(mosquitto.port)
+        for v in range(5):
+            publisher.publish("r", json.dumps({"v": v}).encode())
+        run.wait_for_records("T", 5)
+        os.kill(_worker_of(run.proc.pid, "a"), signal.SIGKILL)
+        for v in range(5, 10):  # while it is dead or restarting: kept in its session by the broker
+            publisher.publish("r", json.dumps({"v": v}).encode())
+        publisher.close()
+        run.wait_for_err("context 'a' restarted after SIGKILL (restart 1 of 5)")
+        wait_until(lambda: {r["fields"]["v"] for r in run.records_of("T")} >= set(range(10)), 15,
+                   "every message, those sent during the restart too")
+        status, _ = run.stop(signal.SIGTERM)
+    assert status == 0, run.stderr
