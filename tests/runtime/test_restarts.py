@@ -445,3 +445,20 @@ stream T = S.context(b).where(v >= 0)
                    "every message, those sent during the restart too")
         status, _ = run.stop(signal.SIGTERM)
     assert status == 0, run.stderr
+
+
+@pytest.mark.timeout(60)
+def test_the_runtime_restarts_a_worker_and_its_stats_say_so() -> None:
+    import varpulis_mp
+
+    got: list[Any] = []
+    with varpulis_mp.Runtime(CHAIN) as rt:
+        rt.subscribe("Alerts", got.append)
+        rt.post_many(("Reading", i, {"id": "a", "value": 20}) for i in range(100))
+        assert rt.wait_idle(timeout=20)
+        host = next(c for c in psutil.Process().children() if "varpulis_mp.runtime.host" in c.cmdline())
+        os.kill(_worker_of(host.pid, "compute"), signal.SIGKILL)
+        wait_until(lambda: rt.stats()["restarts"] == {"compute": 1}, 10, "the restart in stats()")
+        rt.post_many(("Reading", i, {"id": "a", "value": 20}) for i in range(100, 200))
+        assert rt.wait_idle(timeout=20)
+    assert len(got) == 200 - rt.stats()["lost_in_restarts"]

@@ -46,6 +46,12 @@ class _Engine(Protocol):
 
     def shutdown(self, timeout: float) -> dict[str, int]: ...
 
+    @property
+    def restarts(self) -> dict[str, int]: ...
+
+    @property
+    def lost(self) -> int: ...
+
 
 class _Delivery:
     """Hands records to callbacks and iterators, from the one thread that calls `deliver`."""
@@ -132,6 +138,8 @@ class _InlineEngine:
         self._checked = checked
         self._summary: dict[str, int] | None = None
         self.failure: str | None = None
+        self.restarts: dict[str, int] = {}  # one process: nothing is ever restarted
+        self.lost = 0
         self._thread = threading.Thread(target=self._run, name="varpulis-runtime", daemon=True)
         self._thread.start()
 
@@ -181,6 +189,8 @@ class _HostEngine:
         self._committed = 0
         self._summary: dict[str, int] | None = None
         self.failure: str | None = None
+        self.restarts: dict[str, int] = {}  # restarts by context (RUN.md §6), as the host tells them
+        self.lost = 0  # records those restarts lost
         text = "\n".join(checked.program.lines) + "\n"
         self._send([host_pipe.PROGRAM, checked.path, text, capacity, supervision])
         self._reader = threading.Thread(target=self._read, name="varpulis-runtime", daemon=True)
@@ -205,6 +215,8 @@ class _HostEngine:
                         with self._cond:
                             self._committed = frame[1]
                             self._cond.notify_all()
+                    elif kind == host_pipe.RESTARTS:
+                        self.restarts, self.lost = dict(frame[1]), int(frame[2])
                     elif kind == host_pipe.SUMMARY:
                         self._summary = frame[1]
                     elif kind == host_pipe.FAILED:
@@ -342,12 +354,14 @@ class Runtime:
         return self._engine.wait_idle(timeout)
 
     def stats(self) -> dict[str, Any]:
-        """Counters so far: events posted, records delivered per stream, callback errors, and once
-        shut down the run's summary."""
+        """Counters so far: events posted, records delivered per stream, callback errors, the
+        restarts by context and the records they lost, and once shut down the run's summary."""
         return {
             "events_posted": self._posted,
             "records": dict(self._delivery.records),
             "callback_errors": self._delivery.callback_errors,
+            "restarts": dict(self._engine.restarts),
+            "lost_in_restarts": self._engine.lost,
             "summary": dict(self._summary) if self._summary is not None else None,
         }
 

@@ -24,6 +24,7 @@ from varpulis_mp.io.posted import PostedEvents
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import host_pipe
 from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
+from varpulis_mp.runtime.metrics_counters import WorkerCounters
 from varpulis_mp.runtime.outputs import RecordRouter
 from varpulis_mp.runtime.rejections import RejectionLog
 from varpulis_mp.runtime.restart_policy import RestartMode, RestartPolicy
@@ -89,13 +90,39 @@ def main() -> int:
                                 channel_capacity=capacity, pin=True,
                                 live=LiveInput(feed, records.deliver, on_start=records.start, sinks=sinks,
                                                subscriptions=subscriptions, restart=_policy(supervision),
-                                               worker_timeout_s=float(supervision[3])))
+                                               worker_timeout_s=float(supervision[3]), watch=_PipeWatch(write)))
         records.close()
     except RuntimeFailure as exc:
         write([host_pipe.FAILED, str(exc)])
         return 1
     write([host_pipe.SUMMARY, summary.counts()])
     return 0
+
+
+class _PipeWatch:
+    """The workers' restarts and losses, told to the embedding process (its `stats()`)."""
+
+    def __init__(self, write: Callable[[list[Any]], None]) -> None:
+        self._write = write
+        self._restarts: dict[str, int] = {}
+        self._lost = 0
+
+    def apply(self, context: str, worker: int, counters: WorkerCounters) -> None:
+        pass
+
+    def worker_ready(self, context: str, worker: int) -> None:
+        pass
+
+    def worker_exited(self, context: str, worker: int) -> None:
+        pass
+
+    def worker_restarted(self, context: str, worker: int) -> None:
+        self._restarts[context] = self._restarts.get(context, 0) + 1
+        self._write([host_pipe.RESTARTS, dict(self._restarts), self._lost])
+
+    def add_lost(self, context: str, worker: int, stream: str, records: int) -> None:
+        self._lost += records
+        self._write([host_pipe.RESTARTS, dict(self._restarts), self._lost])
 
 
 def _policy(supervision: list[Any]) -> RestartPolicy:

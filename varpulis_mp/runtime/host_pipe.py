@@ -3,10 +3,13 @@
 Owns the framing (a 4-byte big-endian length, then one `wire.encode` message: msgpack, never
 pickle) and the frame kinds both ends speak:
 
-* `PROGRAM path text capacity` (to the host, first): the program to run;
+* `PROGRAM path text capacity supervision` (to the host, first): the program to run, and the
+  supervision `[restart mode, max restarts, window s, worker timeout s]`;
 * `EVENTS [[type, ts or None, fields], ...]` (to the host): posted events, in order;
 * `RECORDS [[stream, ts, fields], ...]` (from the host): output records, each stream's in its order;
 * `COMMITTED n` (from the host): the first n posted events are fully processed, records delivered;
+* `RESTARTS {context: n} lost` (from the host): the restarts so far by context, and the records
+  they lost (RUN.md §6), after each restart and each loss;
 * `SUMMARY {...}` and `FAILED message` (from the host, last): how the run ended.
 """
 
@@ -18,7 +21,7 @@ from typing import Any, Final
 
 from varpulis_mp.runtime import wire
 
-__all__ = ["COMMITTED", "EVENTS", "FAILED", "PROGRAM", "RECORDS", "SUMMARY", "FrameReader", "frame_bytes"]
+__all__ = ["COMMITTED", "EVENTS", "FAILED", "PROGRAM", "RECORDS", "RESTARTS", "SUMMARY", "FrameReader", "frame_bytes"]
 
 PROGRAM: Final = 100
 EVENTS: Final = 101
@@ -26,6 +29,7 @@ RECORDS: Final = 102
 COMMITTED: Final = 103
 SUMMARY: Final = 104
 FAILED: Final = 105
+RESTARTS: Final = 106
 
 _LENGTH = struct.Struct(">I")
 
