@@ -462,3 +462,22 @@ def test_the_runtime_restarts_a_worker_and_its_stats_say_so() -> None:
         rt.post_many(("Reading", i, {"id": "a", "value": 20}) for i in range(100, 200))
         assert rt.wait_idle(timeout=20)
     assert len(got) == 200 - rt.stats()["lost_in_restarts"]
+
+
+@pytest.mark.timeout(60)
+def test_the_end_of_the_input_tells_systemd_the_drain_starts(tmp_path: Path, run_dir_base: Path) -> None:
+    from tests.systemd import ServiceManager
+
+    program = tmp_path / "chain.vpl"
+    program.write_text(CHAIN, encoding="utf-8")
+    events = tmp_path / "chain.evt"
+    events.write_text(_lines(10), encoding="utf-8")
+    with ServiceManager() as manager:
+        env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_USEC", "WATCHDOG_PID")}
+        done = subprocess.run([sys.executable, "-m", "varpulis_mp", "run", str(program), "--input", str(events)],
+                              env={**env, "NOTIFY_SOCKET": manager.address, "RUNTIME_DIRECTORY": str(run_dir_base)},
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        manager.wait_for("STOPPING=1", timeout=5)
+        texts = [m.text for m in manager.messages]
+    assert texts.index("READY=1") < texts.index("STOPPING=1")
