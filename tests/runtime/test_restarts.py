@@ -173,6 +173,19 @@ def test_a_silent_worker_gets_sigabrt_then_sigkill_and_heartbeats_keep_it() -> N
     assert all(pid != 1000 for pid, _ in workers.signals)  # ingest kept heartbeating
 
 
+def test_a_replacement_that_never_becomes_ready_is_killed_and_is_a_boot_failure() -> None:
+    supervision, workers, _ = supervised(RestartPolicy(), timeout_s=10.0)
+    workers.die(1, KILLED)
+    supervision.check(1.0)
+    replacement = workers.handles[1]
+    supervision.heartbeat(workers.handles[0], 61.5)
+    supervision.check(61.5)
+    assert workers.signals == [(replacement.pid, signal.SIGKILL)]
+    workers.die(1, KILLED)
+    with pytest.raises(WorkerStartFailure, match="before it was ready"):
+        supervision.check(61.6)
+
+
 def test_a_draining_worker_may_be_silent_while_its_sinks_close() -> None:
     supervision, workers, _ = supervised(RestartPolicy(), timeout_s=10.0)
     supervision.heartbeat(workers.handles[1], 1.0, draining=True)

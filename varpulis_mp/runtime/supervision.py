@@ -37,6 +37,7 @@ from varpulis_mp.runtime.workers import WorkerHandle, WorkerSet, WorkerState, de
 __all__ = ["FailFast", "Policy", "RunFace", "RunStopped", "Supervision", "WorkerStartFailure"]
 
 ABORT_GRACE_S = 1.0  # a hung worker's time between SIGABRT and SIGKILL
+START_TIMEOUT_S = 60.0  # a replacement not ready by then is killed: a boot failure
 
 
 class WorkerStartFailure(RuntimeFailure):
@@ -172,6 +173,11 @@ class Supervision:
         timeout = self.worker_timeout_s
         assert timeout is not None
         for handle in self.workers.handles:
+            if handle.alive and handle.state is WorkerState.STARTING and handle.restarts \
+                    and now - handle.started_at > START_TIMEOUT_S:
+                runtime_log.warning("context '%s' worker not ready after %.0f s: killing it", handle.context,
+                                    START_TIMEOUT_S)
+                self.workers.kill(handle, signal.SIGKILL)
             if not handle.alive or handle.state is not WorkerState.READY:
                 continue
             aborted = self._aborted.get(handle.index)
