@@ -74,6 +74,7 @@ class FakeRun:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.done: set[int] = set()  # workers whose final counters are in
 
     def drain_worker(self, index: int) -> str | None:
         self.calls.append(("drain", index))
@@ -93,6 +94,9 @@ class FakeRun:
 
     def give_up(self, index: int, reason: str) -> None:
         self.calls.append(("give up", index))
+
+    def finished(self, index: int) -> bool:
+        return index in self.done
 
 
 def supervised(policy: Any, names: list[str] | None = None, timeout_s: float | None = None,
@@ -184,6 +188,14 @@ def test_a_replacement_that_never_becomes_ready_is_killed_and_is_a_boot_failure(
     workers.die(1, KILLED)
     with pytest.raises(WorkerStartFailure, match="before it was ready"):
         supervision.check(61.6)
+
+
+def test_a_worker_that_dies_after_its_work_is_all_in_is_not_restarted() -> None:
+    supervision, workers, run = supervised(RestartPolicy())
+    run.done = {1}
+    workers.die(1, KILLED)
+    supervision.check(1.0)
+    assert run.calls == [("drain", 1), ("exited", 1)] and supervision.finished_dead == {1}
 
 
 def test_a_draining_worker_may_be_silent_while_its_sinks_close() -> None:

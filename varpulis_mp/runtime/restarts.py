@@ -105,6 +105,9 @@ class Restarts:
         if self.watch is not None:
             self.watch.worker_exited(handle.context, 0)
 
+    def finished(self, index: int) -> bool:
+        return bool(self.merger.done[index])
+
     def worker_ready(self, handle: WorkerHandle) -> None:
         if self.watch is not None:
             self.watch.worker_ready(handle.context, 0)

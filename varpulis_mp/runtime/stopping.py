@@ -108,7 +108,7 @@ class Stopping(Restarts):
     def _await_exits(self) -> None:
         deadline = time.monotonic() + EXIT_GRACE_S
         for w in self.workers.handles:
-            if w.index in self.given_up_on:
+            if w.index in self.given_up_on or w.index in self.supervision.finished_dead:
                 continue
             if not self.workers.await_exit(w, deadline):
                 raise RuntimeFailure(f"context '{w.context}' worker did not exit after it finished")

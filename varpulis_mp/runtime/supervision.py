@@ -82,6 +82,10 @@ class RunFace(Protocol):
 
     def worker_ready(self, handle: WorkerHandle) -> None: ...
 
+    def finished(self, index: int) -> bool:
+        """Whether worker `index` had sent its final counters (all its work is in)."""
+        ...
+
     def replacement_starting(self, handle: WorkerHandle, how: str, attempt: int) -> None: ...
 
     def replacement_ready(self, handle: WorkerHandle) -> None: ...
@@ -110,6 +114,7 @@ class Supervision:
         self._aborted: dict[int, float] = {}  # index -> when its hung worker got SIGABRT
         self.restart_times: list[float] = []  # death noticed -> replacement ready, backoff excluded, seconds
         self.given_up: list[str] = []  # why, per context given up on
+        self.finished_dead: set[int] = set()  # workers that died after their work was all in
 
     def check(self, now: float) -> None:
         """Reap, decide, start the replacements that are due, and look for hung workers."""
@@ -150,6 +155,12 @@ class Supervision:
         if isinstance(decision, Ignore):
             return
         how = _how(handle.status or 0)
+        if self.restarts and self.run.finished(handle.index):
+            # Its outputs, ends and counters are all in: a replacement would have nothing to do.
+            runtime_log.warning("context '%s' worker died (%s) after it finished; nothing to restart",
+                                handle.context, how)
+            self.finished_dead.add(handle.index)
+            return
         reason = f"{decision.reason}: {detail}" if detail and not isinstance(decision, Restart) else None
         if isinstance(decision, Restart) and self.restarts:
             # The restart time leaves the backoff out (RUN.md §6): it counts from the backoff's end.
