@@ -96,7 +96,6 @@ class RunFace(Protocol):
 @dataclass
 class _Due:
     at: float  # when to start the replacement (after the backoff)
-    noticed: float  # when the death was noticed
     how: str
     attempt: int
 
@@ -165,7 +164,7 @@ class Supervision:
         if isinstance(decision, Restart) and self.restarts:
             # The restart time leaves the backoff out (RUN.md §6): it counts from the backoff's end.
             self._noticed[handle.index] = now + decision.delay_s
-            self._due[handle.index] = _Due(now + decision.delay_s, now, how, decision.attempt)
+            self._due[handle.index] = _Due(now + decision.delay_s, how, decision.attempt)
             if detail:
                 runtime_log.warning("context '%s' worker failed: %s", handle.context, detail)
         elif isinstance(decision, BootFailure):
