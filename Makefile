@@ -24,7 +24,7 @@ demo: install
 	@echo "varpulis-mp is installed in $(VENV); to run it as README.md shows, first: . $(VENV)/bin/activate"
 
 test: install brokers systemd-analyze
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # $(call need,COMMAND,PACKAGE,WHAT FOR): when COMMAND is missing, install PACKAGE with apt-get if
 # allowed (root), else stop and say what to install.
