@@ -138,11 +138,12 @@ def test_a_worker_that_always_dies_makes_the_run_give_up_after_max_restarts(tmp_
     with under_load(program, chain_line, RATE, *options, streams=CHAIN_STREAMS.values()) as (run, feeder):
         killed: list[int] = []
         deadline = time.monotonic() + 60
-        # Each worker of 'second' dies once it has been up for a while (ready: not a boot failure).
+        # Each worker of 'second' dies once it has been up for a second (ready, so not a boot
+        # failure: a worker is ready some 10 ms after its fork).
         while run.proc.poll() is None and time.monotonic() < deadline:
             pid = workers_of(run.proc.pid).get("second")
             if pid is not None and pid not in killed:
-                time.sleep(0.5)
+                time.sleep(1.0)
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
             time.sleep(0.01)
