@@ -195,7 +195,8 @@ class _Subreaper:
 
 
 class ForkServer:
-    """The supervisor's handle on its fork server and the standby that replaces it."""
+    """The supervisor's handle on its fork server and the standby that replaces it; used from one
+    thread at a time (the supervisor's loop)."""
 
     def __init__(self, server: _Peer, specs: list[WorkerSpec], supervisor: int) -> None:
         self._server: _Peer | None = server
