@@ -405,6 +405,7 @@ class RunOptions:
     circuit_reset_s: float = 30.0  # how long a sink's open circuit waits before its trial
     metrics_host: str | None = None  # serve the metrics (RUN.md §4) on this address; None: no server
     metrics_port: int = 9090
+    log_format: str = "text"  # text or json (runtime/logs.py)
 
 
 def run(options: RunOptions) -> int:
@@ -422,7 +423,7 @@ def run(options: RunOptions) -> int:
     from varpulis_mp.engine.plan import build_plan
     from varpulis_mp.runtime import logs
 
-    logs.configure()
+    logs.configure(options.log_format)
     plan = build_plan(checked)
     metrics = _start_metrics(options, checked, plan)
     if metrics is None:
