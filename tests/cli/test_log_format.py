@@ -75,6 +75,9 @@ def test_every_log_line_is_a_json_object(tmp_path: Path, inline: bool) -> None:
     assert "readings.evt:2" in rejected["msg"]
     assert by_event["metrics_serving"]["url"].startswith("http://127.0.0.1:")
     assert by_event["input_rejected_total"]["count"] == 1
+    if inline:  # the one-process driver's drain (the supervisor logs its own)
+        assert {"drain_started", "drain_finished"} <= by_event.keys()
+        assert by_event["drain_started"]["signal"] == "SIGTERM"
 
 
 def test_text_lines_are_the_messages_alone(tmp_path: Path) -> None:
@@ -84,4 +87,7 @@ def test_text_lines_are_the_messages_alone(tmp_path: Path) -> None:
         run.wait_for_records("Echo", 1)
         status, _ = run.stop(signal.SIGTERM)
     assert status == 0, run.stderr
-    assert run.err_lines[0] == "connector Log: subscribed, receiving from readings.evt"
+    assert run.err_lines[:3] == ["connector Log: subscribed, receiving from readings.evt",
+                                 "drain: SIGTERM received; stopping the inputs, flushing every window",
+                                 run.err_lines[2]]
+    assert re.fullmatch(r"drain: finished in \d+\.\d{3} s", run.err_lines[2])
