@@ -8,7 +8,7 @@ SHARED := ../shared
 # folders ..."), which pip shows even with --quiet; warnings that ask for a change still show.
 PIP_INSTALL := $(BIN)/python -W "ignore:Editable installation" -m pip install --quiet
 
-.PHONY: install demo test lint bench clean conformance brokers systemd-analyze
+.PHONY: install demo test faults soak lint bench clean conformance brokers systemd-analyze
 
 install: $(STAMP)
 
@@ -23,8 +23,18 @@ demo: install
 	@echo
 	@echo "varpulis-mp is installed in $(VENV); to run it as README.md shows, first: . $(VENV)/bin/activate"
 
+# The fault-injection scenarios (tests/faults) wait for worker restarts: `make faults` runs them.
 test: install brokers systemd-analyze
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 -m "not faults"
+
+# The fault-injection scenarios in their full length (kills every 2 s for 30 s, 20 SIGTERMs, a
+# 10 s broker outage); without VARPULIS_MP_FAULTS_FULL they take a few seconds each.
+faults: install brokers
+	VARPULIS_MP_FAULTS_FULL=1 $(BIN)/python -m pytest -q -s -m faults tests/faults
+
+# A long run under steady load, sampling every worker's memory and open files (SOAK_MINUTES=30).
+soak: install
+	$(BIN)/python bench/soak.py
 
 # $(call need,COMMAND,PACKAGE,WHAT FOR): when COMMAND is missing, install PACKAGE with apt-get if
 # allowed (root), else stop and say what to install.

@@ -70,6 +70,11 @@ class OutputFormat(str, Enum):
     jsonl = "jsonl"
 
 
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 class RunOutputFormat(str, Enum):
     jsonl = "jsonl"
     human = "human"
@@ -260,6 +265,10 @@ def run(
         typer.Option("--metrics-port", metavar="PORT", min=0, max=65535,
                      help="The metrics server's port (with --metrics; 0: a free one, named in the log).  [default: 9090]", show_default=False),
     ] = None,
+    log_format: Annotated[
+        LogFormat, typer.Option("--log-format", help="Log lines on standard error: text, or one JSON object per "
+                                                     "line (ts, level, logger, msg, event, fields).")
+    ] = LogFormat.text,
     debug: DebugOption = False,
 ) -> None:
     """Run a program on live `.evt` lines from standard input until the input ends or SIGTERM/SIGINT.
@@ -285,7 +294,8 @@ def run(
                                   dead_letter=dead_letter, circuit_reset_s=reset_s, restart=restart.value,
                                   max_restarts=max_restarts, restart_window_s=window_s, worker_timeout_s=timeout_s,
                                   metrics_host=(metrics_host or "127.0.0.1") if metrics else None,
-                                  metrics_port=9090 if metrics_port is None else metrics_port)
+                                  metrics_port=9090 if metrics_port is None else metrics_port,
+                                  log_format=log_format.value)
     _guarded(debug, lambda: commands.run(options))
 
 

@@ -3,7 +3,9 @@ status is 128 + the signal's number, as shells report it (one process and worker
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -23,6 +25,18 @@ stream Counted = Seen.context(b).window(1000).aggregate(n: count())
 EVENTS = "".join(f"@{i * 50} Reading {{ v: {i} }}\n" for i in range(400))  # 20 s at --speed 1
 
 
+def _wait_reading(pid: int, path: Path, timeout: float) -> None:
+    """Wait until process `pid` has `path` open (at most `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    fds = Path(f"/proc/{pid}/fd")
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"{path} was not opened within {timeout} s")
+
+
 @pytest.mark.parametrize("program", [ONE_PROCESS, PROCESSES], ids=["one-process", "worker-processes"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_flushes_says_interrupted_and_exits_128_plus_signal(
@@ -32,7 +46,10 @@ def test_a_signal_flushes_says_interrupted_and_exits_128_plus_signal(
     proc = subprocess.Popen([*varpulis_command(), "simulate", "-p", str(tmp_path / "p.vpl"),
                              "-e", str(tmp_path / "e.evt"), "--output", "jsonl"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # paced replay: a few dozen events in, hundreds to go
+    # Paced replay: once the event file is open the run is under way, hundreds of events to go (a
+    # signal before the process has even started Python would be the default death).
+    _wait_reading(proc.pid, tmp_path / "e.evt", timeout=30)
+    time.sleep(0.5)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signum, err

@@ -102,8 +102,8 @@ def test_simulate_with_workers_gives_the_records_without_them(tmp_path: Path, ex
     declared = load_program(example.read_bytes(), str(example)).contexts
     assert [c.workers for c in load_program(pooled.read_bytes(), str(pooled)).contexts] == [2] * len(declared)
     events = str(example.with_suffix(".evt"))
-    plain = run_cli("simulate", "-p", str(example), "-e", events, "--output", "jsonl", *mode)
-    pools = run_cli("simulate", "-p", str(pooled), "-e", events, "--output", "jsonl", *mode)
+    plain = run_cli("simulate", "-p", str(example), "-e", events, "--output", "jsonl", "--immediate", *mode)
+    pools = run_cli("simulate", "-p", str(pooled), "-e", events, "--output", "jsonl", "--immediate", *mode)
     assert plain.returncode == 0, plain.stderr
     assert pools.returncode == 0, pools.stderr
     assert plain.stdout and pools.stdout == plain.stdout

@@ -85,7 +85,8 @@ def wait_no_children(timeout: float = 5.0) -> list[int]:
 
 
 def worker_pids_by_context() -> dict[str, int]:
-    """Live children named `vmp-<context>` (the name a worker gives itself, cut to 15 bytes)."""
+    """Live children named `vmp-<context>` (the name a worker gives itself, cut to 15 bytes); the
+    fork server (`vmp-forkserver`) is not a worker."""
     import psutil
 
     found: dict[str, int] = {}
@@ -94,7 +95,7 @@ def worker_pids_by_context() -> dict[str, int]:
             name = psutil.Process(pid).name()
         except psutil.NoSuchProcess:
             continue
-        if name.startswith("vmp-"):
+        if name.startswith("vmp-") and name != "vmp-forkserver":  # a helper, not a context's worker
             found[name[4:]] = pid
     return found
 

@@ -3,11 +3,13 @@ line on standard output), so the fork server tests never make pytest itself a ch
 
 Commands: `pids` (its own pid, the server's, the standby's, the run directory), `spawn INDEX`
 (the worker's pid, how long spawn took and how long until the worker said READY), `quit` (kill
-and reap the workers, close the fork server, answer with the children left).
+and reap the workers, close the fork server, answer with the children left); both `pids` and
+`quit` say whether the process is a child subreaper.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -24,6 +26,13 @@ from varpulis_mp.runtime.supervisor import worker_specs
 
 PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "pipeline_three_stages.vpl"
 READY_TIMEOUT_S = 20.0
+
+
+def subreaper() -> bool:
+    """Whether this process adopts its descendants' orphans (`PR_GET_CHILD_SUBREAPER`)."""
+    flag = ctypes.c_int(0)
+    ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(flag), 0, 0, 0)
+    return bool(flag.value)
 
 
 def children(parent: int) -> list[dict[str, object]]:
@@ -59,7 +68,7 @@ def main() -> None:
         command, *args = line.split()
         if command == "pids":
             answer({"me": os.getpid(), "server": fork_server.server_pid, "standby": fork_server.standby_pid,
-                    "run_dir": run_dir.path, "names": [s.name for s in specs]})
+                    "run_dir": run_dir.path, "names": [s.name for s in specs], "subreaper": subreaper()})
         elif command == "spawn":
             index = int(args[0])
             started = time.monotonic()
@@ -92,7 +101,7 @@ def main() -> None:
             fork_server.close()
             transport.close(0)
             run_dir.remove()
-            answer({"children": children(os.getpid())})
+            answer({"children": children(os.getpid()), "subreaper": subreaper()})
             return
 
 

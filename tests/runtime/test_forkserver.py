@@ -77,8 +77,11 @@ class Driver:
         return answer
 
     def quit(self) -> list[dict[str, Any]]:
-        children: list[dict[str, Any]] = self.ask("quit")["children"]
+        """The children left once the workers are reaped and the fork server closed."""
+        answer = self.ask("quit")
         assert self.proc.wait(timeout=10) == 0
+        assert answer["subreaper"] is False  # restored by close()
+        children: list[dict[str, Any]] = answer["children"]
         return children
 
     def kill(self) -> None:
@@ -98,6 +101,7 @@ def driver() -> Any:
 @pytest.mark.timeout(60)
 def test_spawn_starts_a_ready_worker_that_is_the_callers_child_named_after_its_context(driver: Driver) -> None:
     me = driver.pids["me"]
+    assert driver.pids["subreaper"] is True
     for pid in (driver.pids["server"], driver.pids["standby"]):
         assert name_and_parent(pid) == ("vmp-forkserver", me)
     times = []

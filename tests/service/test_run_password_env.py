@@ -4,6 +4,7 @@ password the broker checks; never shown in the run's logs."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -63,3 +64,27 @@ def test_a_password_env_that_is_set_is_the_password_the_broker_checks(tmp_path: 
     assert records == []
     assert "Run Complete" in run.stderr
     assert "refused" not in run.stderr and SECRET not in run.stderr and "s3cret" not in run.stderr
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_refused_password_is_logged_without_it(tmp_path: Path, log_format: str) -> None:
+    """The broker refuses the password: the worker holding the client says so (once, in the log
+    format asked for), and the password appears nowhere on standard error."""
+    broker = PasswordMosquitto(tmp_path)
+    broker.start()
+    wrong = "Wrong-9 s3cret"
+    program = program_file(tmp_path, MQTT_PASSWORD, port=broker.port)
+    try:
+        with LiveRun(program, "--log-format", log_format, env=_environment(**{PASSWORD_VARIABLE: wrong})) as run:
+            run.wait_for_err("connector Broker: broker refused the connection")
+            status, _records = run.stop()
+    finally:
+        broker.stop()
+    assert status == 0, run.stderr
+    assert wrong not in run.stderr and "s3cret" not in run.stderr and "Wrong-9" not in run.stderr
+    assert run.stderr.count("broker refused the connection") == 1  # not once per retry
+    if log_format == "json":
+        [refused] = [json.loads(line) for line in run.err_lines if "refused" in line]
+        assert (refused["event"], refused["connector"], refused["level"]) == ("connector_refused", "Broker", "WARNING")
+        assert refused["port"] == broker.port
+        assert refused["pid"] != run.proc.pid  # from the worker of context `a`, forked after the configuration

@@ -13,9 +13,10 @@ attempt went and asks it whether attempts may be made:
   wait); records written meanwhile wait for it. Success closes the circuit; failure opens it again
   for another `reset_s`.
 
-A short outage (fewer failed attempts than `failures_to_open`) therefore loses nothing. One log
-line (logger `varpulis_mp.connectors`) says when a circuit opens, when a trial fails and when it
-closes; the causes are client errors, which never hold a secret.
+A short outage (fewer failed attempts than `failures_to_open`) therefore loses nothing. One
+lifecycle line (io/lifecycle.py: `circuit_opened`, `circuit_trial_failed`, `circuit_closed`) says
+when a circuit opens, when a trial fails and when it closes; the causes are client errors, which
+never hold a secret.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from varpulis_mp.io.lifecycle import connector_event
+
 __all__ = ["DEFAULT_FAILURES_TO_OPEN", "DEFAULT_RESET_S", "Circuit", "CircuitBreaker"]
 
 DEFAULT_FAILURES_TO_OPEN: Final = 5
 DEFAULT_RESET_S: Final = 30.0
-_log = logging.getLogger("varpulis_mp.connectors")
 
 
 class CircuitBreaker:
@@ -65,21 +67,26 @@ class CircuitBreaker:
     def attempt_failed(self, cause: str) -> None:
         if self._opened_at is not None:
             self._open()
-            _log.warning("sink %s: trial failed (%s); circuit open for another %g s", self._sink, cause,
-                         self._reset_s)
+            connector_event("circuit_trial_failed",
+                            f"sink {self._sink}: trial failed ({cause}); circuit open for another {self._reset_s:g} s",
+                            logging.WARNING, connector=self._sink, cause=cause, reset_s=self._reset_s)
             return
         self._failures += 1
         if self._failures >= self._failures_to_open:
             self._open()
-            _log.warning("sink %s: circuit opened after %d failed attempts (%s); records go to the dead "
-                         "letters, next trial in %g s", self._sink, self._failures, cause, self._reset_s)
+            connector_event("circuit_opened",
+                            f"sink {self._sink}: circuit opened after {self._failures} failed attempts ({cause}); "
+                            f"records go to the dead letters, next trial in {self._reset_s:g} s",
+                            logging.WARNING, connector=self._sink, failures=self._failures, cause=cause,
+                            reset_s=self._reset_s)
 
     def attempt_succeeded(self) -> None:
         self._failures = 0
         if self._opened_at is not None:
             self._opened_at = None
             self._trial = False
-            _log.info("sink %s: circuit closed; delivering again", self._sink)
+            connector_event("circuit_closed", f"sink {self._sink}: circuit closed; delivering again",
+                            connector=self._sink)
 
     def _open(self) -> None:
         self._opened_at = self._clock()

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from varpulis_mp.io.lifecycle import connector_event
 from varpulis_mp.io.payloads import format_timestamp
 
 __all__ = ["DeadLetters", "REPORT_EVERY_S"]
@@ -111,8 +112,9 @@ class DeadLetters:
         what follows is still counted and reported."""
         if not self._write_failed:
             self._write_failed = True
-            _log.error("dead letters %s: cannot write (%s); dead letters are counted only until it can",
-                       self.path, exc.strerror or exc)
+            connector_event("dead_letters_unwritable",
+                            f"dead letters {self.path}: cannot write ({exc.strerror or exc}); dead letters are counted "
+                            "only until it can", logging.ERROR, path=self.path, error=str(exc.strerror or exc))
 
     def _report(self, connector: str, reason: str, error: str, count: int) -> None:
         where = f" to {self.path}" if self.path is not None else " (counted only: no dead-letter file)"
@@ -121,7 +123,8 @@ class DeadLetters:
         if last is None:
             self._last_report[connector] = now
             why = error if error.startswith(reason) else f"{reason}: {error}"
-            _log.warning("sink %s: %d record(s) dead-lettered%s: %s", connector, count, where, why)
+            connector_event("dead_lettered", f"sink {connector}: {count} record(s) dead-lettered{where}: {why}",
+                            logging.WARNING, connector=connector, count=count, reason=reason)
             return
         self._unreported[connector] += count
         if now - last >= self._every_s:
@@ -132,7 +135,8 @@ class DeadLetters:
         self._last_report[connector] = now
         if count:
             where = f" to {self.path}" if self.path is not None else ""
-            _log.warning("sink %s: %d more record(s) dead-lettered%s", connector, count, where)
+            connector_event("dead_lettered", f"sink {connector}: {count} more record(s) dead-lettered{where}",
+                            logging.WARNING, connector=connector, count=count)
 
     def close(self) -> None:
         """Says what the rate limit held back and closes the file (fsynced first)."""

@@ -27,6 +27,7 @@ from typing import Final, Protocol
 
 from varpulis_mp.engine.output import Output
 from varpulis_mp.io.connector_spec import Backoff, ConnectorCounters
+from varpulis_mp.io.lifecycle import connector_event
 from varpulis_mp.io.payloads import encode_record
 
 __all__ = [
@@ -143,7 +144,40 @@ class LogUndelivered:
     """The default: a warning per occasion with the count (the partition counts them too)."""
 
     def undeliverable(self, connector: str, payloads: Sequence[bytes], reason: str, error: str) -> None:
-        _log.warning("sink %s: %d record(s) not delivered (%s): %s", connector, len(payloads), reason, error)
+        connector_event("records_undelivered",
+                        f"sink {connector}: {len(payloads)} record(s) not delivered ({reason}): {error}",
+                        logging.WARNING, connector=connector, count=len(payloads), reason=reason, error=error)
+
+
+class _LinkLog:
+    """The lifecycle lines of a sink's connection: one when it is first made (or cannot be), one
+    when it is lost, one when delivery works again; never one per retry."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._state = "new"  # new, unreachable (never connected yet), up, down (lost, not back)
+
+    def connected(self) -> None:
+        if self._state in ("new", "unreachable"):
+            self._state = "up"
+            connector_event("connector_connected", f"sink {self._name}: connected", connector=self._name)
+
+    def unreachable(self, error: str) -> None:
+        if self._state == "new":
+            self._state = "unreachable"
+            connector_event("connector_unreachable", f"sink {self._name}: cannot connect ({error}); retrying with backoff",
+                            logging.WARNING, connector=self._name, error=error)
+
+    def lost(self, cause: str) -> None:
+        if self._state == "up":
+            self._state = "down"
+            connector_event("connector_lost", f"sink {self._name}: connection lost ({cause}); records wait in the buffer",
+                            logging.WARNING, connector=self._name, cause=cause)
+
+    def delivering(self) -> None:
+        if self._state == "down":
+            self._state = "up"
+            connector_event("connector_back", f"sink {self._name}: connected again", connector=self._name)
 
 
 class DeliverySinkPartition:
@@ -168,7 +202,7 @@ class DeliverySinkPartition:
         self._closing = False
         self._aborted = False  # the close deadline passed: stop trying
         self._connected = False
-        self._down_reported = False
+        self._link = _LinkLog(name)
         self._thread = threading.Thread(target=self._run, name=f"vmp-sink-{name}", daemon=True)
         self._thread.start()
 
@@ -284,14 +318,10 @@ class DeliverySinkPartition:
             self._transport.connect()
         except Exception as exc:
             self.counters.failures += 1
-            if not self._down_reported:
-                self._down_reported = True
-                _log.warning("sink %s: cannot connect (%s); retrying with backoff", self.name, exc)
+            self._link.unreachable(str(exc) or type(exc).__name__)
             self._failed(str(exc) or type(exc).__name__)
             return
-        if self._down_reported:
-            _log.info("sink %s: connected", self.name)
-        self._down_reported = False
+        self._link.connected()
         self.counters.connects += 1
         self._connected = True
         with self._cond:
@@ -300,6 +330,7 @@ class DeliverySinkPartition:
             self._succeeded()
 
     def _succeeded(self) -> None:
+        self._link.delivering()
         self._policy.attempt_succeeded()
         self._backoff.reset()
 
@@ -338,8 +369,7 @@ class DeliverySinkPartition:
 
     def _lost(self, cause: str) -> None:
         self.counters.failures += 1
-        self._down_reported = True
-        _log.warning("sink %s: connection lost (%s); records wait in the buffer", self.name, cause)
+        self._link.lost(cause)
         self._drop_connection()
         self._failed(cause)
 

@@ -25,6 +25,7 @@ from typing import Final
 
 from varpulis_mp.io.connector_spec import ConnectorCounters, Params, Subscription
 from varpulis_mp.io.delivery import DeliverySink, PartialDelivery, Transport
+from varpulis_mp.io.lifecycle import connector_event
 from varpulis_mp.io.ports import LineBatch, Rejection, Sink, Source
 
 __all__ = ["FILE", "FileKind", "FileSink", "FileSource", "FileSourcePartition", "open_for_appending",
@@ -79,12 +80,19 @@ class FileSourcePartition:
         except FileNotFoundError:
             if not follow:
                 raise
-            _log.warning("connector %s: %s does not exist yet; waiting for it", name, path)
+            connector_event("connector_waiting", f"connector {name}: {path} does not exist yet; waiting for it",
+                            logging.WARNING, connector=name, connector_type="file", path=path)
+        else:
+            self._receiving("")
 
     @property
     def healthy(self) -> bool:
         # A file read to its end is done, not broken: only a file not there (yet) is unhealthy.
         return self._fd is not None or self._ended
+
+    def _receiving(self, how: str) -> None:
+        connector_event("connector_connected", f"connector {self.name}: subscribed, receiving from {self._path}{how}",
+                        connector=self.name, connector_type="file", path=self._path)
 
     def _open(self) -> None:
         self._fd = open_for_reading(self._path)
@@ -147,7 +155,7 @@ class FileSourcePartition:
             return False  # moved away, the new one not there yet: keep the old one open
         if self._fd is None:
             self._open()
-            _log.info("connector %s: %s appeared", self.name, self._path)
+            self._receiving(" (it appeared)")
             return True
         current = os.fstat(self._fd)
         if (st.st_ino, st.st_dev) != (current.st_ino, current.st_dev):
@@ -155,7 +163,8 @@ class FileSourcePartition:
             self._finish_line(batch)
             os.close(self._fd)
             self._open()
-            _log.info("connector %s: %s was replaced; reading the new file", self.name, self._path)
+            connector_event("file_replaced", f"connector {self.name}: {self._path} was replaced; reading the new file",
+                            connector=self.name, connector_type="file", path=self._path)
             return True
         if current.st_size < self._offset:
             if self._pending:
@@ -165,7 +174,9 @@ class FileSourcePartition:
             self._skipping = False
             os.lseek(self._fd, 0, os.SEEK_SET)
             self._offset = 0
-            _log.info("connector %s: %s was truncated; reading it from its start", self.name, self._path)
+            connector_event("file_truncated",
+                            f"connector {self.name}: {self._path} was truncated; reading it from its start",
+                            connector=self.name, connector_type="file", path=self._path)
             return True
         return False
 

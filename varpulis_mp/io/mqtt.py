@@ -32,13 +32,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from varpulis_mp.io.connector_spec import BACKOFF_FIRST_S, BACKOFF_MAX_S, Params, Subscription
 from varpulis_mp.io.delivery import DeliverySink, PartialDelivery, Transport
 from varpulis_mp.io.inbox import DEFAULT_INBOX_CAPACITY, InboxPartition, Message
+from varpulis_mp.io.lifecycle import connector_event
 from varpulis_mp.io.ports import Sink, Source
 from varpulis_mp.io.topics import MQTT_TOPICS, Route, Router, wire_patterns
 
 __all__ = ["MQTT", "MqttKind", "MqttSink", "MqttSource", "MqttSourcePartition"]
 
 _CONNACK_TIMEOUT_S: Final = 5.0
-_log = logging.getLogger("varpulis_mp.connectors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +111,8 @@ class MqttSourcePartition(InboxPartition):
         self._subscribed = False
         self._subscribe_mid: int | None = None
         self._ever_connected = False
+        self._ever_subscribed = False  # the next time it receives, it is back (not connected)
+        self._refused: str | None = None  # the refusal last logged: said once, not at every retry
         client = spec.broker.client(spec.broker.client_id, clean_session=not self._persistent)
         client.manual_ack_set(True)
         # paho computes with floats although its signature says int: 100 ms doubling, at most 5 s.
@@ -144,17 +146,20 @@ class MqttSourcePartition(InboxPartition):
     def _on_connect(self, client: paho.Client, userdata: Any, flags: paho.ConnectFlags,
                     reason: ReasonCode, properties: Any) -> None:
         if reason.is_failure:
-            _log.warning("connector %s: broker refused the connection: %s", self.name, reason)
+            if str(reason) != self._refused:
+                self._refused = str(reason)
+                connector_event("connector_refused", f"connector {self.name}: broker refused the connection: {reason}",
+                                logging.WARNING, connector=self.name, reason=str(reason), **self._where())
             return
+        self._refused = None
         self.counters.connects += 1
         first = not self._ever_connected
         self._ever_connected = True
         self._connected = True
-        _log.info("connector %s: connected to %s:%d%s", self.name, self._spec.broker.host,
-                  self._spec.broker.port, "" if first else " again")
         if flags.session_present and not first:
             # The broker kept our subscriptions; subscribing again would resend retained messages.
             self._subscribed = True
+            self._receiving()
             return
         self._subscribed = False
         rc, mid = client.subscribe(self._subscribe_to)
@@ -167,15 +172,38 @@ class MqttSourcePartition(InboxPartition):
             return
         refused = [pattern for (pattern, _), r in zip(self._subscribe_to, reasons, strict=False) if r.is_failure]
         if refused:
-            _log.error("connector %s: the broker refused the subscription to %s", self.name, ", ".join(refused))
+            connector_event("connector_refused",
+                            f"connector {self.name}: the broker refused the subscription to {', '.join(refused)}",
+                            logging.ERROR, connector=self.name, topics=refused, **self._where())
             return
         self._subscribed = True
+        self._receiving()
+
+    def _receiving(self) -> None:
+        """Connected and subscribed: the one line saying so, `connector_connected` the first time,
+        `connector_back` after a loss."""
+        back = self._ever_subscribed
+        self._ever_subscribed = True
+        where = self._where()
+        if back:
+            connector_event("connector_back",
+                            f"connector {self.name}: connected again, receiving from {where['host']}:{where['port']}",
+                            connector=self.name, **where)
+        else:
+            connector_event("connector_connected",
+                            f"connector {self.name}: subscribed, receiving from {where['host']}:{where['port']}",
+                            connector=self.name, **where)
+
+    def _where(self) -> dict[str, object]:
+        """The broker as the log lines name it (host and port: no credentials)."""
+        return {"connector_type": "mqtt", "host": self._spec.broker.host, "port": self._spec.broker.port}
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         self.counters.failures += 1
         if self.counters.failures == 1 or self._connected:
-            _log.warning("connector %s: cannot reach %s:%d; retrying with backoff", self.name,
-                         self._spec.broker.host, self._spec.broker.port)
+            broker = f"{self._spec.broker.host}:{self._spec.broker.port}"
+            connector_event("connector_unreachable", f"connector {self.name}: cannot reach {broker}; retrying with backoff",
+                            logging.WARNING, connector=self.name, **self._where())
         self._connected = False
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: paho.DisconnectFlags,
@@ -185,7 +213,8 @@ class MqttSourcePartition(InboxPartition):
         self._subscribed = False
         if was and not self._closed:
             self.counters.failures += 1
-            _log.warning("connector %s: connection lost (%s); reconnecting", self.name, reason)
+            connector_event("connector_lost", f"connector {self.name}: connection lost ({reason}); reconnecting",
+                            logging.WARNING, connector=self.name, reason=str(reason), **self._where())
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         try:

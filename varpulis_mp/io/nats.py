@@ -34,6 +34,7 @@ from nats.aio.msg import Msg
 from varpulis_mp.io.connector_spec import Backoff, Params, Subscription
 from varpulis_mp.io.delivery import DeliverySink, PartialDelivery, Transport
 from varpulis_mp.io.inbox import DEFAULT_INBOX_CAPACITY, InboxPartition, Message
+from varpulis_mp.io.lifecycle import connector_event
 from varpulis_mp.io.ports import Sink, Source
 from varpulis_mp.io.topics import NATS_SUBJECTS, Route, Router, wire_patterns
 
@@ -146,7 +147,9 @@ class NatsSourcePartition(InboxPartition):
             except Exception as exc:
                 self.counters.failures += 1
                 if self.counters.failures == 1:
-                    _log.warning("connector %s: cannot connect (%s); retrying with backoff", self.name, exc)
+                    connector_event("connector_unreachable",
+                                    f"connector {self.name}: cannot connect ({exc}); retrying with backoff",
+                                    logging.WARNING, connector=self.name, connector_type="nats", error=str(exc))
                 await self._sleep(backoff.next_delay())
                 continue
             try:
@@ -156,21 +159,28 @@ class NatsSourcePartition(InboxPartition):
                                            pending_msgs_limit=_PENDING_MSGS, pending_bytes_limit=_PENDING_BYTES)
                 await nc.flush(_FLUSH_TIMEOUT_S)
             except Exception as exc:
-                _log.warning("connector %s: cannot subscribe (%s); retrying", self.name, exc)
+                connector_event("connector_refused", f"connector {self.name}: cannot subscribe ({exc}); retrying",
+                                logging.WARNING, connector=self.name, connector_type="nats", error=str(exc))
                 await _close_quietly(nc)
                 await self._sleep(backoff.next_delay())
                 continue
             backoff.reset()
             self.counters.connects += 1
             self._healthy = True
-            _log.info("connector %s: connected%s", self.name, " again" if self.counters.connects > 1 else "")
+            if self.counters.connects > 1:
+                connector_event("connector_back", f"connector {self.name}: connected again, receiving",
+                                connector=self.name, connector_type="nats")
+            else:
+                connector_event("connector_connected", f"connector {self.name}: subscribed, receiving",
+                                connector=self.name, connector_type="nats")
             await _first(self._stop.wait(), lost.wait())
             self._healthy = False
             if self._stop.is_set():
                 await _drain_quietly(nc)
                 return
             self.counters.failures += 1
-            _log.warning("connector %s: connection lost; reconnecting", self.name)
+            connector_event("connector_lost", f"connector {self.name}: connection lost; reconnecting",
+                            logging.WARNING, connector=self.name, connector_type="nats")
             await _close_quietly(nc)
 
     def _handler(self, router: Router) -> Any:

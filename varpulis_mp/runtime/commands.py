@@ -31,7 +31,7 @@ from varpulis_mp.io.sinks import RUN_TITLES, HumanSink, HumanView, JsonlSink, fo
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import heap, replay
-from varpulis_mp.runtime.interrupt import StopSignals, finishing
+from varpulis_mp.runtime.interrupt import HardStop, StopSignals, finishing
 from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.outputs import Discard, Prompt, RecordRouter
 from varpulis_mp.runtime.progress import ProgressBar
@@ -407,6 +407,7 @@ class RunOptions:
     circuit_reset_s: float = 30.0  # how long a sink's open circuit waits before its trial
     metrics_host: str | None = None  # serve the metrics (RUN.md §4) on this address; None: no server
     metrics_port: int = 9090
+    log_format: str = "text"  # text or json (runtime/logs.py)
     # Supervision of worker processes (RUN.md §6)
     restart: str = "on-failure"  # on-failure, always or never
     max_restarts: int = 5
@@ -434,7 +435,7 @@ def run(options: RunOptions) -> int:
     from varpulis_mp.engine.plan import build_plan
     from varpulis_mp.runtime import logs
 
-    logs.configure()
+    logs.configure(options.log_format)
     plan = build_plan(checked)
     metrics = _start_metrics(options, checked, plan)
     if metrics is None:
@@ -508,6 +509,10 @@ def _run_planned(checked: CheckedProgram, plan: Plan, options: RunOptions, metri
     try:
         summary = _run_live(checked, options, feed, records, sinks, subscriptions, notifier, metrics)
         records.close()
+    except HardStop as exc:
+        _abandon_stdout()  # a reader that stopped reading must not hold the exit up
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except WorkerStartFailure as exc:
         _close_quietly(records)
         print(f"error: {exc}", file=sys.stderr)
@@ -563,7 +568,8 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
     from varpulis_mp.runtime.live import run_live
 
     metrics.on_start(records.start)()
-    return run_live(checked, feed, metrics.deliver(records.deliver), notifier)
+    return run_live(checked, feed, metrics.deliver(records.deliver), notifier, close=records.close,
+                    drain_timeout_s=options.drain_timeout_s)
 
 
 def _live_sources(options: RunOptions, reads_default_input: bool) -> list[FeedSource]:
@@ -574,6 +580,22 @@ def _live_sources(options: RunOptions, reads_default_input: bool) -> list[FeedSo
     if options.input is None or options.input == "-":
         return [FeedSource("input", "<stdin>", LineSource(sys.stdin.buffer.fileno()))]
     return [FeedSource("input", options.input, LineSource.open(options.input))]
+
+
+def _abandon_stdout() -> None:
+    """After a hard stop: records not yet taken by a pipe or socket on standard output are dropped
+    (the write that waited for its reader may never end); a file or terminal still gets them."""
+    import os
+    import stat
+
+    try:
+        if stat.S_ISFIFO(os.fstat(1).st_mode) or stat.S_ISSOCK(os.fstat(1).st_mode):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _close_quietly(records: RecordRouter) -> None:

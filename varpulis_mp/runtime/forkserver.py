@@ -33,7 +33,9 @@ helper processes that make that possible (RUN.md §6, "Process names", "A helper
   supervisor. For a while after such a loss, `spawn` and `close` reap the supervisor's ended
   children named like the server or a worker whose pid no fork server of this process handed out.
 * **End.** `close` closes both sockets; each server exits at the end of its socket and is reaped
-  (SIGKILL after `CLOSE_GRACE_S`). The supervisor stays a subreaper until it exits.
+  (SIGKILL after `CLOSE_GRACE_S`). When the last fork server of the process closes, the process
+  stops being a subreaper (unless it was one before): an embedding program must not go on adopting
+  the orphans of its other children. Workers already reparented stay its children.
 
 Linux only: without `PR_SET_CHILD_SUBREAPER` a worker could not become the supervisor's child.
 """
@@ -48,6 +50,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -71,6 +74,7 @@ _PRELOAD = "varpulis_mp.engine.dataflow"
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
 
 _REQUEST = struct.Struct("<ii")  # (operation, argument)
 _ANSWER = struct.Struct("<i")  # a pid, or one of the negative codes below
@@ -91,6 +95,15 @@ def _prctl(option: int, arg: int | bytes) -> bool:
         return int(libc.prctl(option, arg, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False  # not Linux
+
+
+def _is_subreaper() -> bool:
+    flag = ctypes.c_int(0)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)
+    except (OSError, AttributeError):
+        return False
+    return bool(flag.value)
 
 
 class _Gone(Exception):
@@ -155,8 +168,35 @@ class _Peer:
             time.sleep(0.002)
 
 
+class _Subreaper:
+    """This process as a child subreaper while a fork server of its is open: set by the first,
+    restored by the last (a process that embeds runs must not keep adopting orphans after them)."""
+
+    users = 0
+    was_subreaper = False
+    lock = threading.Lock()
+
+    @classmethod
+    def enter(cls) -> None:
+        with cls.lock:
+            if cls.users == 0:
+                cls.was_subreaper = _is_subreaper()
+                if not _prctl(_PR_SET_CHILD_SUBREAPER, 1):
+                    raise RuntimeFailure("cannot become a child subreaper "
+                                         "(PR_SET_CHILD_SUBREAPER needs Linux 3.4 or later)")
+            cls.users += 1
+
+    @classmethod
+    def leave(cls) -> None:
+        with cls.lock:
+            cls.users -= 1
+            if cls.users == 0 and not cls.was_subreaper:
+                _prctl(_PR_SET_CHILD_SUBREAPER, 0)
+
+
 class ForkServer:
-    """The supervisor's handle on its fork server and the standby that replaces it."""
+    """The supervisor's handle on its fork server and the standby that replaces it; used from one
+    thread at a time (the supervisor's loop)."""
 
     def __init__(self, server: _Peer, specs: list[WorkerSpec], supervisor: int) -> None:
         self._server: _Peer | None = server
@@ -165,13 +205,21 @@ class ForkServer:
         self._supervisor = supervisor
         self._names = {SERVER_NAME} | {f"vmp-{spec.name}"[:15] for spec in specs}
         self._strays_until = 0.0  # strays of a lost server may end until then
+        self._closed = False
 
     @classmethod
     def start(cls, program: CheckedProgram, specs: list[WorkerSpec], run_dir: RunDir) -> ForkServer:
         """Fork the fork server now: call it before any ZeroMQ context or thread exists in this
         process, after the specs are final. Makes this process a child subreaper."""
-        if not _prctl(_PR_SET_CHILD_SUBREAPER, 1):
-            raise RuntimeFailure("cannot become a child subreaper (PR_SET_CHILD_SUBREAPER needs Linux 3.4 or later)")
+        _Subreaper.enter()
+        try:
+            return cls._start(program, specs, run_dir)
+        except BaseException:
+            _Subreaper.leave()
+            raise
+
+    @classmethod
+    def _start(cls, program: CheckedProgram, specs: list[WorkerSpec], run_dir: RunDir) -> ForkServer:
         supervisor = os.getpid()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # Buffered output must not be written twice (once by a child).
@@ -188,12 +236,11 @@ class ForkServer:
         fork_server = cls(_Peer(pid, ours), specs, supervisor)
         try:
             fork_server._replenish(time.monotonic() + START_TIMEOUT_S)
+            if fork_server._standby is None:
+                raise RuntimeFailure("the fork server did not start")
         except BaseException:
-            fork_server.close()
+            fork_server._end_servers()
             raise
-        if fork_server._standby is None:
-            fork_server.close()
-            raise RuntimeFailure("the fork server did not start")
         return fork_server
 
     @property
@@ -229,12 +276,22 @@ class ForkServer:
             return pid
 
     def close(self) -> None:
-        """End both servers (workers are not touched) and reap them; idempotent."""
+        """End both servers (workers are not touched) and reap them; idempotent. The last fork
+        server of this process to close makes it a subreaper no more (if it was none before)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._end_servers()
+            self._reap_strays()
+        finally:
+            _Subreaper.leave()
+
+    def _end_servers(self) -> None:
         for peer in (self._server, self._standby):
             if peer is not None:
                 peer.end(CLOSE_GRACE_S)
         self._server = self._standby = None
-        self._reap_strays()
 
     def __enter__(self) -> ForkServer:
         return self

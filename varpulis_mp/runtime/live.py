@@ -7,35 +7,49 @@ Unlike `simulate`, a bad line or payload does not stop a live run: it is reporte
 counted by reason, and the run goes on. Records are written as soon as the event that caused them has been
 processed, and a session whose key got no record for its gap of wall-clock time closes then
 (VPL.md §8.5). Signal handlers only record the signal; the read loop notices it within a poll
-interval, stops reading, flushes every open window (VPL.md §10.2) and returns the summary.
+interval, stops reading, flushes every open window (VPL.md §10.2), lets the sinks deliver what
+they hold and returns the summary. That drain is logged (`drain_started`, `drain_finished`); a
+second signal during it, or its deadline, stops it hard (runtime/interrupt.py `DrainSignals`):
+`HardStop` says what did not finish, and the caller exits 1 (RUN.md §2).
 """
 
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 
 from varpulis_mp.engine.dataflow import Dataflow
 from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.engine.plan import build_plan
 from varpulis_mp.lang.checked import CheckedProgram
+from varpulis_mp.runtime.interrupt import DrainSignals, HardStop
 from varpulis_mp.runtime.live_feed import POLL_S, LiveFeed, wall_clock_ms
+from varpulis_mp.runtime.logs import lifecycle
 from varpulis_mp.runtime.notify import Notifier, StatusLine
 
 DISPLAY_PATH = "<stdin>"
 
 
-class _StopFlag:
-    """Set by SIGTERM/SIGINT; the handler does nothing else."""
+class _Drain:
+    """The drain after a signal, as the log tells it: when it started, and how long it took."""
 
-    def __init__(self) -> None:
-        self.signal: int | None = None
+    def __init__(self, signum: int | None) -> None:
+        self._signum = signum
+        self._start = time.monotonic()
 
-    def handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.signal = signum
+    @classmethod
+    def start(cls, signum: int | None) -> _Drain:
+        if signum is not None:
+            name = signal.Signals(signum).name
+            lifecycle("drain_started", f"drain: {name} received; stopping the inputs, flushing every window",
+                      signal=name)
+        return cls(signum)
+
+    def finished(self) -> None:
+        if self._signum is not None:
+            took = time.monotonic() - self._start
+            lifecycle("drain_finished", f"drain: finished in {took:.3f} s", seconds=round(took, 3))
 
 
 def session_tick_s(gaps_ms: list[int]) -> float | None:
@@ -59,7 +73,8 @@ def _session_gaps_ms(flow: Dataflow) -> list[int]:
 
 
 def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[Output], bool], None],
-             notifier: Notifier | None = None) -> Summary:
+             notifier: Notifier | None = None, *, close: Callable[[], None] | None = None,
+             drain_timeout_s: float | None = None) -> Summary:
     """Run `checked` on the events of `feed` (the default input and the subscriptions) in this one process.
 
     `on_origin(outputs, flush)` gets the outputs of the events that arrived together (one wake-up
@@ -67,7 +82,9 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
     wall clock (VPL.md §8.5) when they close, and the outputs of the end-of-input flush with
     `flush` true. This is the one-process driver (no contexts, or `--inline`); with contexts,
     `run_processes` takes a `LiveInput`. `notifier` tells systemd (runtime/notify.py) when the loop
-    starts, how it goes and when it stops.
+    starts, how it goes and when it stops. `close` ends the delivery (the sinks deliver what they
+    hold) as the drain's last step. From the main thread, SIGTERM/SIGINT start the drain, and a
+    second one, or `drain_timeout_s` passing, raises `HardStop` naming the step not finished.
     """
     plan = build_plan(checked)
     pending: list[Output] = []
@@ -90,10 +107,8 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
             out.sort(key=Output.order)
         on_origin(out, origin_flush)
 
-    stop = _StopFlag()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():  # else the host handles signals
-        previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    stop = DrainSignals(drain_timeout_s)  # outside the main thread the host handles signals
+    step = "the input stopped"  # what a hard stop interrupts
     event_types = flow.event_types
     service = notifier or Notifier()
     status_line = StatusLine(time.monotonic())
@@ -102,34 +117,42 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
         return status_line(time.monotonic(), n, ["one process"])
 
     try:
-        feed.start()  # the clients exist: ready (a broker that is down does not hold it back)
-        service.ready()
-        for events in feed.chunks(lambda: stop.signal is not None, tick_s):
-            service.tick(time.monotonic(), status)
-            if gaps and time.monotonic() - last_expire >= tick_s:
-                last_expire = time.monotonic()
-                flow.expire_sessions(wall_clock_ms(), n)
-                if pending:
-                    hand_over(False)
-            push = flow.push_event
-            for event in events:
-                n += 1
-                if event.type not in event_types:
-                    unread += 1
-                else:
-                    push(n, event.type, event.ts, event.fields)
-            if pending:
-                # One hand-over per wake-up: every event that arrived together is processed by now.
-                hand_over(False)
-            feed.processed()
-        service.stopping()
-        flow.end_all(n + 1)
-        hand_over(True)
-        feed.processed()
-    finally:
-        feed.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        with stop:
+            try:
+                feed.start()  # the clients exist: ready (a broker that is down does not hold it back)
+                service.ready()
+                for events in feed.chunks(stop.is_set, tick_s):
+                    service.tick(time.monotonic(), status)
+                    if gaps and time.monotonic() - last_expire >= tick_s:
+                        last_expire = time.monotonic()
+                        flow.expire_sessions(wall_clock_ms(), n)
+                        if pending:
+                            hand_over(False)
+                    push = flow.push_event
+                    for event in events:
+                        n += 1
+                        if event.type not in event_types:
+                            unread += 1
+                        else:
+                            push(n, event.type, event.ts, event.fields)
+                    if pending:
+                        # One hand-over per wake-up: every event that arrived together is processed by now.
+                        hand_over(False)
+                    feed.processed()
+                drain = _Drain.start(stop.signal)
+                service.stopping()
+                step = "every window was flushed"
+                flow.end_all(n + 1)
+                step = "every record was delivered"
+                hand_over(True)
+                feed.processed()
+                if close is not None:
+                    close()
+                drain.finished()
+            finally:
+                feed.close()
+    except HardStop as exc:
+        raise HardStop(f"{exc} before {step}") from None
     return Summary(
         events_processed=n,
         unread_events=unread,

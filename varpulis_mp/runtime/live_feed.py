@@ -31,7 +31,6 @@ from varpulis_mp.io.ports import (
     WakeableSource,
 )
 from varpulis_mp.io.readers import Event, EventParser
-from varpulis_mp.runtime.logs import HealthWatch
 from varpulis_mp.runtime.rejections import RejectionLog
 
 __all__ = ["FeedSource", "LiveFeed", "wall_clock_ms"]
@@ -102,7 +101,6 @@ class LiveFeed:
         # (origin, (partition, batches)) of chunks whose records are not all out yet (worker processes).
         self._marks: deque[tuple[int, list[tuple[CommittingSource, int]]]] = deque()
         self._lock = threading.Lock()
-        self._health = HealthWatch()
 
     def add(self, source: FeedSource) -> None:
         """One more source, before the feed starts."""
@@ -193,7 +191,6 @@ class LiveFeed:
 
     def _wait(self, tick_s: float) -> list[FeedSource]:
         """The sources that have something (or whose awake time came), after at most `tick_s`."""
-        self._watch_health()
         now = time.monotonic()
         timeout = tick_s
         due: list[FeedSource] = []
@@ -216,11 +213,6 @@ class LiveFeed:
         elif timeout > 0:
             time.sleep(timeout)
         return due
-
-    def _watch_health(self) -> None:
-        for source in self._sources:
-            if source.partition is not None:
-                self._health.look(source.name, source.partition)
 
     def _parse_lines(self, source: FeedSource, batch: LineBatch, into: list[Event]) -> None:
         lineno = batch.first_line - 1 if batch.first_line else source.lines_seen

@@ -18,12 +18,13 @@ business, RUN.md §6) does not stop the pings.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import time
 from collections.abc import Callable, Sequence
 
-from varpulis_mp.runtime.logs import runtime_log
+from varpulis_mp.runtime.logs import lifecycle
 
 __all__ = ["STATUS_EVERY_S", "Notifier", "StatusLine"]
 
@@ -117,8 +118,9 @@ class Notifier:
         except OSError as exc:
             if not self._unreachable:
                 self._unreachable = True
-                runtime_log.warning("systemd notify socket %s: cannot send (%s); the run goes on",
-                                    self._address.replace("\0", "@", 1), exc.strerror or exc)
+                address = self._address.replace("\0", "@", 1)
+                lifecycle("notify_failed", f"systemd notify socket {address}: cannot send ({exc.strerror or exc}); "
+                          "the run goes on", logging.WARNING, socket=address)
 
 
 class StatusLine:
@@ -140,7 +142,8 @@ def _socket_address(address: str) -> str | None:
         return "\0" + address[1:]  # Linux's abstract namespace
     if address.startswith("/"):
         return address
-    runtime_log.warning("NOTIFY_SOCKET %s: not a path or an abstract name; not notifying systemd", address)
+    lifecycle("notify_failed", f"NOTIFY_SOCKET {address}: not a path or an abstract name; not notifying systemd",
+              logging.WARNING, socket=address)
     return None
 
 

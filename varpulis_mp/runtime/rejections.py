@@ -8,10 +8,15 @@ are written once per reason. The counts feed the summary's `Rejected events` and
 
 Given dead letters (`run --dead-letter PATH`), each rejected payload or line is also written
 there, raw, with its reason and detail (RUN.md §1.3).
+
+In a `run` (runtime/logs.py configured) these lines are log lines of `varpulis_mp.input`, so that
+`--log-format json` writes them as JSON too (events `input_rejected`, `input_rejected_total`);
+elsewhere (an embedding host) they are printed to standard error as they are.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import Counter
@@ -19,6 +24,8 @@ from collections.abc import Callable
 from typing import TextIO
 
 from varpulis_mp.io.dead_letters import DeadLetters
+from varpulis_mp.io.lifecycle import log_event
+from varpulis_mp.runtime import logs
 
 __all__ = ["RejectionLog"]
 
@@ -58,7 +65,7 @@ class RejectionLog:
         last = self._last_report.get(key)
         if last is None:
             self._last_report[key] = self._clock()
-            self._write(render())
+            self._write(render(), "input_rejected", source=source, reason=reason, count=1)
             return
         self._unreported[key] += 1
         now = self._clock()
@@ -78,13 +85,17 @@ class RejectionLog:
         self._last_report[key] = now
         if n:
             source, reason = key
-            self._write(f"{source}: {n} more rejected ({reason})")
+            self._write(f"{source}: {n} more rejected ({reason})", "input_rejected", source=source, reason=reason,
+                        count=n)
 
     def finish(self) -> None:
         """The totals, once per reason, at the end of the run (nothing left unsaid)."""
         self._unreported.clear()
         for reason, count in sorted(self.by_reason().items()):
-            self._write(f"rejected: {count} x {reason}")
+            self._write(f"rejected: {count} x {reason}", "input_rejected_total", reason=reason, count=count)
 
-    def _write(self, text: str) -> None:
-        print(text, file=self._out if self._out is not None else sys.stderr)
+    def _write(self, text: str, event: str, **fields: object) -> None:
+        if self._out is None and logs.configured():
+            log_event(logs.input_log, event, text, logging.WARNING, **fields)
+        else:
+            print(text, file=self._out if self._out is not None else sys.stderr)

@@ -35,13 +35,11 @@ from varpulis_mp.io.ports import (
 )
 from varpulis_mp.io.wake import WakePipe
 from varpulis_mp.runtime import wire
-from varpulis_mp.runtime.logs import HealthWatch
 
 __all__ = ["ENDED_BATCH", "RelayedSource", "WorkerSubscriptions"]
 
 ENDED_BATCH = -1
 _NOT_WAKEABLE_POLL_S = 0.05
-_UNHEALTHY_LOOK_S = 0.2
 
 
 class WorkerSubscriptions:
@@ -51,7 +49,6 @@ class WorkerSubscriptions:
         self._sources = list(sources)
         self._parts: list[SourcePartition | None] = []
         self._batches: list[int] = []
-        self._health = HealthWatch()
 
     def __bool__(self) -> bool:
         return bool(self._sources)
@@ -71,8 +68,6 @@ class WorkerSubscriptions:
         """How long the worker may wait before a partition without a wake-up descriptor is due."""
         now = time.monotonic()
         for p in self._parts:
-            if getattr(p, "healthy", True) is False:
-                default = min(default, _UNHEALTHY_LOOK_S)  # to tell when it comes back
             if p is None or isinstance(p, WakeableSource):
                 continue
             awake = p.next_awake()
@@ -85,7 +80,6 @@ class WorkerSubscriptions:
         for i, p in enumerate(self._parts):
             if p is None:
                 continue
-            self._health.look(self._sources[i].name, p)
             if isinstance(p, WakeableSource):
                 if p.wake_fd() not in ready_fds:
                     continue

@@ -32,7 +32,7 @@ from varpulis_mp.io.dead_letters import DeadLetters
 from varpulis_mp.io.readers import Event
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime.live_feed import POLL_S, FeedSource, LiveFeed
-from varpulis_mp.runtime.logs import runtime_log
+from varpulis_mp.runtime.logs import lifecycle
 from varpulis_mp.runtime.metrics_counters import ConnectorState, WorkerCounters, process_usage
 from varpulis_mp.runtime.metrics_state import MetricsLayout, MetricsState
 from varpulis_mp.runtime.rejections import RejectionLog
@@ -87,7 +87,8 @@ class RunMetrics:
         self._finished = False
         self.state.on_refresh(self._refresh)
         self.server: MetricsServer = MetricsServer(host, port, self.state)
-        runtime_log.info("metrics: serving %s/metrics and %s/healthz", self.server.url, self.server.url)
+        url = self.server.url
+        lifecycle("metrics_serving", f"metrics: serving {url}/metrics and {url}/healthz", url=url)
 
     def feed(self, sources: Sequence[FeedSource], stream_names: Sequence[str], log: RejectionLog) -> LiveFeed:
         return CountingFeed(sources, stream_names, log, self._events)
