@@ -63,6 +63,16 @@ class LossLedger:
         self._pending: dict[int, _Restart] = {}
         self.total = 0
         self.by_stream: Counter[tuple[str, str]] = Counter()  # (context, stream) -> records lost
+        # worker -> channel -> stream -> records its present process read (CONSUMED's last member)
+        self._received: dict[int, dict[str, dict[str, int]]] = {}
+
+    def received(self, worker: int) -> dict[str, dict[str, int]]:
+        """What worker `worker`'s present process read, by channel and stream, as it last said."""
+        return self._received.get(worker, {})
+
+    def died(self, worker: int) -> None:
+        """Worker `worker`'s process is gone: the next one reads from nothing."""
+        self._received.pop(worker, None)
 
     def restarted(self, worker: int, how: str, attempt: int, max_restarts: int, channels: set[str],
                   now: float) -> None:
@@ -76,6 +86,8 @@ class LossLedger:
         known = self._known.setdefault(worker, {})
         if kind == wire.CONSUMED:
             known.setdefault(frame[1], {}).update(frame[2])
+            if len(frame) > 3:
+                self._received.setdefault(worker, {})[frame[1]] = frame[3]
         elif kind == wire.RESUMED:
             channel, counts = frame[1], frame[2]
             before = known.setdefault(channel, {})

@@ -18,6 +18,7 @@ arrived. The loss accounting frames a worker sends in band (`CONSUMED`, `RESUMED
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -68,15 +69,18 @@ class Merger:
         # A live run's subscriptions held by workers: their batches go to the live feed (runtime/relay.py).
         self.on_relayed: Callable[[int, list[Any]], None] | None = None
         self.on_accounting: Callable[[int, list[Any]], None] | None = None
+        # Output records by worker and stream, counted when asked (a run that restarts workers:
+        # a dead worker's exact counts for the metrics, runtime/restarts.py).
+        self.records_by: list[Counter[str]] | None = None
 
     def handle(self, worker: int, data: bytes) -> None:
         dec = self.decoders[worker]
         for frame in wire.decode(data):
             kind = frame[0]
             if kind == wire.LINES_OUT:
-                self._lines_out(frame)
+                self._lines_out(frame, worker)
             elif kind == wire.OUTPUTS:
-                self._outputs(frame, dec)
+                self._outputs(frame, dec, worker)
             elif kind == wire.PROGRESS:
                 progress = self.progress
                 n = frame[2]
@@ -109,8 +113,12 @@ class Merger:
             else:
                 raise wire.WireError(f"unexpected frame kind {kind!r} from a worker")
 
-    def _outputs(self, frame: list[Any], dec: wire.ShapeDecoder) -> None:
+    def _outputs(self, frame: list[Any], dec: wire.ShapeDecoder, worker: int) -> None:
         flat = frame[1]
+        if self.records_by is not None:
+            streams = self.stream_names
+            self.records_by[worker].update(streams[i] for i, code in zip(flat[1::8], flat[3::8], strict=True)
+                                           if code == 0)
         names = dec.names
         codes = wire.OUTPUT_KINDS
         stream_names = self.stream_names
@@ -142,10 +150,12 @@ class Merger:
         self.cross += cross
         self.held += len(flat) // wire.OUTPUT_STRIDE
 
-    def _lines_out(self, frame: list[Any]) -> None:
+    def _lines_out(self, frame: list[Any], worker: int) -> None:
         flat = frame[1]
         if not flat:
             return
+        if self.records_by is not None:
+            self.records_by[worker].update(map(self.stream_names.__getitem__, flat[1::4]))
         # Everything per record happens in C: (origin, stream index, seq, line) tuples, sorted at
         # release time.
         if min(flat[0::4]) <= self.released:

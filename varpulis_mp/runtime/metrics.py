@@ -89,6 +89,8 @@ class MetricsCollector(Collector):
             family = CounterMetricFamily(name, documentation, labels=_STREAM)
             for w in snap.workers:
                 for stream, counters in w.counters.streams.items():
+                    if attribute != "lost" and w.streams and stream not in w.streams:
+                        continue  # an event type of the input: only its records lost in restarts count here
                     family.add_metric([w.context, str(w.worker), stream], getattr(counters, attribute))
             yield family
 

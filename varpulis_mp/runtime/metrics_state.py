@@ -81,6 +81,8 @@ class WorkerSnapshot:
     counters: WorkerCounters  # every life's counters added up; gauges are the present life's
     subscriptions: tuple[str, ...]  # the connectors it reads from
     sinks: tuple[str, ...]  # the connectors it sends to
+    streams: tuple[str, ...] = ()  # its context's streams (its counters may also name an event type
+    # whose records a restart lost: only `lost` is about those)
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ class MetricsState:
         with self._lock:
             workers = tuple(
                 WorkerSnapshot(context, n, w.up, w.restarts, w.banked.plus(w.present),
-                               w.layout.subscriptions if n == 0 else (), w.layout.sinks)
+                               w.layout.subscriptions if n == 0 else (), w.layout.sinks, w.layout.streams)
                 for (context, n), w in self._workers.items())
             return Snapshot(workers, dict(self._events), dict(self._rejected), dict(self._dead_letters),
                             dict(self._channels), self.layout.connector_kinds)

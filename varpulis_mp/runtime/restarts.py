@@ -31,6 +31,7 @@ from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.supervision import FailFast, Supervision
 from varpulis_mp.runtime.transport import Receiver, Transport
 from varpulis_mp.runtime.worker import WorkerSpec
+from varpulis_mp.runtime.worker_meter import stream_counts
 from varpulis_mp.runtime.workers import DirectFork, Spawner, WorkerHandle, WorkerSet, describe_status
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class Restarts:
         self.watch = live.watch if live is not None else None
         self.losses = LossLedger([s.name for s in specs], self._on_loss)
         self.spawner: Spawner | None = None
+        self.last_counters: dict[int, WorkerCounters] = {}  # each worker's last heartbeat's
         self.workers = WorkerSet(specs)  # started by start_workers, once the run directory exists
         self.supervision = Supervision(FailFast(), self.workers, self)
 
@@ -102,6 +104,24 @@ class Restarts:
         return self.merger.failures.get(index)
 
     def worker_exited(self, handle: WorkerHandle) -> None:
+        """A worker died: its life's stream counts, exact from what it sent in band (its last
+        heartbeat may be older), go to the metrics before they keep them."""
+        index = handle.index
+        records = self.merger.records_by[index] if self.merger.records_by is not None else None
+        if self.watch is not None and records is not None:
+            counters = self.last_counters.pop(index, None) or WorkerCounters()
+            sources = {s.name: s.source for s in self.program.streams if s.name in handle.spec.streams}
+            exact = stream_counts(handle.spec.streams, sources, records, self.losses.received(index))
+            for name, counts in exact.items():
+                before = counters.streams.get(name)
+                if before is not None:
+                    counts.window_flushes, counts.late = before.window_flushes, before.late
+                    counts.expression_errors = before.expression_errors
+            counters.streams = exact
+            self.watch.apply(handle.context, 0, counters)
+        if records is not None:
+            records.clear()
+        self.losses.died(index)
         if self.watch is not None:
             self.watch.worker_exited(handle.context, 0)
 
@@ -121,6 +141,7 @@ class Restarts:
         except ValueError as exc:
             runtime_log.debug("context '%s': %s", handle.context, exc)
             return
+        self.last_counters[handle.index] = counters
         self.watch.apply(handle.context, 0, counters)
 
     def replacement_starting(self, handle: WorkerHandle, how: str, attempt: int) -> None:

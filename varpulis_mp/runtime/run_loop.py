@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import IO
 
@@ -71,6 +72,8 @@ class Supervisor(Stopping):
         self.merger = Merger([s.name for s in program.streams], len(specs), plan.cross_fanout,
                              on_origin_complete, skip_empty, on_lines)
         self.merger.on_accounting = self.losses.account
+        if self.policy is not None and self.watch is not None:
+            self.merger.records_by = [Counter() for _ in specs]
         self.outputs: list[Receiver] = []
         self.control: Receiver | None = None
 

@@ -53,7 +53,7 @@ from varpulis_mp.runtime.worker_output import ENDED, FLUSH_S, MERGER
 
 __all__ = ["MERGER", "WorkerSpec", "worker_main"]
 
-HEARTBEAT_S = 0.5  # at most this long between heartbeats while the loop turns (RUN.md §6: 1 s)
+HEARTBEAT_S = 0.25  # at most this long between heartbeats while the loop turns (RUN.md §6: 1 s)
 INGRESS = "in"  # the channel key of the router's input (an upstream worker's: p<index>)
 
 
@@ -151,6 +151,7 @@ class _Worker(WorkerInput):
         # Numbered input channels (a live run): channel -> stream -> last record number taken.
         self.taken: dict[str, dict[str, int]] = {}
         self.reported: dict[str, dict[str, int]] = {}  # what CONSUMED last said
+        self.received: dict[str, dict[str, int]] = {}  # channel -> stream -> records this process read
         # A live run's counters for the metrics, sent with the heartbeats (runtime/worker_meter.py).
         sources = {s.name: s.source for s in program.streams if s.name in hosted}
         self.meter = WorkerMeter(spec.streams, sources) if spec.prompt else None
@@ -234,7 +235,9 @@ class _Worker(WorkerInput):
                     readers.append(rcv)
                     owners.append(src)
             writers = [d for d in dests if d.outbox and d.sender is not None]
-            timeout = FLUSH_S if self.dests[MERGER].frames else HEARTBEAT_S
+            # An idle worker wakes for its next heartbeat: the counters are never older than that.
+            due = self.last_heartbeat + HEARTBEAT_S - time.monotonic()
+            timeout = FLUSH_S if self.dests[MERGER].frames else min(HEARTBEAT_S, max(0.0, due))
             subs = self.subs
             fds: list[int] = []
             if subs and self.started and not blocked:  # a full channel holds the brokers back too
@@ -269,8 +272,7 @@ class _Worker(WorkerInput):
                 self._seal_all()
             else:
                 self._seal_turn()
-            for d in dests:
-                d.pump()
+            self._pump(dests)
 
     def _drain(self, ingress: Receiver) -> None:
         """Every hosted stream has ended: send the counters, then hold the sockets open until the
@@ -291,8 +293,7 @@ class _Worker(WorkerInput):
         self.last_heartbeat = 0.0  # the final counters go now
         while True:
             self._heartbeat()
-            for d in dests:
-                d.pump()
+            self._pump(dests)
             pending = [d.sender for d in dests if d.outbox and d.sender is not None]
             if stopped and not pending:
                 return
@@ -314,12 +315,24 @@ class _Worker(WorkerInput):
 
     # -- input ---------------------------------------------------------------------------------
 
+    def _pump(self, dests: list[Outbox]) -> None:
+        """Send what the channels take. In a live run the merger's message goes first: a record
+        reaches a reading context only after the message toward the merger that accounts for it
+        (its outputs, what was taken to make them) has gone, so a death never makes the two differ."""
+        merger = self.dests[MERGER]
+        merger.pump()
+        if merger.outbox and self.spec.prompt:
+            return
+        for d in dests:
+            if d is not merger:
+                d.pump()
+
     def _heartbeat(self) -> None:
         now = time.monotonic()
         if now - self.last_heartbeat >= HEARTBEAT_S:
             self.last_heartbeat = now
             meter = self.meter
-            counters = meter.counters(self.taken, self.flow.counters, self.connectors) if meter else None
+            counters = meter.counters(self.received, self.flow.counters, self.connectors) if meter else None
             self.ctl.try_send(wire.encode([(wire.HEARTBEAT, self.spec.index, os.getpid(), counters, self.draining)]))
 
     def _handle(self, frames: list[list[Any]], dec: wire.ShapeDecoder, transport: Transport, channel: str) -> None:

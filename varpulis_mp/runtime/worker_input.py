@@ -33,6 +33,7 @@ class WorkerInput(WorkerOutput):
     taker: BlockTaker | None
     taken: dict[str, dict[str, int]]
     reported: dict[str, dict[str, int]]
+    received: dict[str, dict[str, int]]
 
     def _seq(self, channel: str, counts: dict[str, int]) -> None:
         """A numbered message: its records follow `counts` records of each stream."""
@@ -41,6 +42,7 @@ class WorkerInput(WorkerOutput):
             self.dests[MERGER].add((wire.RESUMED, channel, counts))
             self.taken[channel] = dict(counts)
             self.reported[channel] = {}
+            self.received[channel] = {}
         else:
             taken.update(counts)
 
@@ -49,7 +51,7 @@ class WorkerInput(WorkerOutput):
         for channel, taken in self.taken.items():
             if taken != reported[channel]:
                 reported[channel] = dict(taken)
-                merger.add((wire.CONSUMED, channel, reported[channel]))
+                merger.add((wire.CONSUMED, channel, reported[channel], dict(self.received[channel])))
 
     def _lines(self, frame: list[Any]) -> None:
         """Parse and push a LINES frame's raw lines: one block for the parser's fast path, each event
@@ -156,13 +158,17 @@ class WorkerInput(WorkerOutput):
         route = self._route
         emitted = self.emitted
         batch = self.batch
+        received = self.received.get(channel)
+        got = received.get(stream, 0) if received is not None else 0
         for k, (ts, origin, row) in enumerate(zip(times, origins, rows, strict=True)):
             if origin >= limit:
                 continue
             push(origin, stream, ts, dict(zip(names, row, strict=False)))
             if len(emitted) >= batch:
-                if taken is not None:
+                if taken is not None and received is not None:
                     taken[stream] = base + k + 1
+                    received[stream] = got + k + 1
                 route()
-        if taken is not None:
+        if taken is not None and received is not None:
             taken[stream] = base + len(rows)
+            received[stream] = got + len(rows)

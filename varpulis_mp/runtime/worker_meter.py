@@ -18,7 +18,7 @@ from typing import Any
 from varpulis_mp.engine.output import Counters, Output
 from varpulis_mp.runtime.metrics_counters import ConnectorState, StreamCounters, WorkerCounters, process_usage
 
-__all__ = ["WorkerMeter"]
+__all__ = ["WorkerMeter", "stream_counts"]
 
 _STREAM = attrgetter("stream")
 
@@ -37,25 +37,34 @@ class WorkerMeter:
         if len(records) != len(emitted):
             self.windows.update(o.stream for o in emitted if o.kind != "record")
 
-    def counters(self, taken: Mapping[str, Mapping[str, int]], engine: Counters,
+    def counters(self, received: Mapping[str, Mapping[str, int]], engine: Counters,
                  connectors: Mapping[str, object]) -> dict[str, Any]:
-        """This process's counters so far: `taken` by input channel and stream, the engine's own
-        counts (given to the first hosted stream: the engine keeps them per process), and the
-        connectors' partitions by name."""
-        delivered: Counter[str] = Counter()
-        for by_stream in taken.values():
-            delivered.update(by_stream)
-        streams: dict[str, StreamCounters] = {}
-        for i, name in enumerate(self._streams):
-            source = self._sources.get(name, "")
-            processed = self.records[source] if source in self._sources else delivered[source]
-            streams[name] = StreamCounters(processed=processed, output=self.records[name],
-                                           window_flushes=self.windows[name],
-                                           late=engine.late_events if i == 0 else 0,
-                                           expression_errors=engine.expression_errors if i == 0 else 0)
+        """This process's counters so far: the records it `received` by input channel and stream
+        (or event type), the engine's own counts (given to the first hosted stream: the engine
+        keeps them per process), and the connectors' partitions by name."""
+        streams = stream_counts(self._streams, self._sources, self.records, received)
+        for i, counts in enumerate(streams.values()):
+            counts.window_flushes = self.windows[self._streams[i]]
+            if i == 0:
+                counts.late, counts.expression_errors = engine.late_events, engine.expression_errors
         states = {name: _state(part) for name, part in connectors.items()}
         cpu, rss = process_usage()
         return WorkerCounters(streams, states, cpu_seconds=cpu, rss_bytes=rss).to_data()
+
+
+def stream_counts(streams: Sequence[str], sources: Mapping[str, str], records: Mapping[str, int],
+                  received: Mapping[str, Mapping[str, int]]) -> dict[str, StreamCounters]:
+    """Each hosted stream's records delivered (those of its source: a stream hosted here, or what
+    the process received of an event type or an upstream stream) and output `records`."""
+    delivered: Counter[str] = Counter()
+    for by_stream in received.values():
+        delivered.update(by_stream)
+    found: dict[str, StreamCounters] = {}
+    for name in streams:
+        source = sources.get(name, "")
+        processed = records.get(source, 0) if source in sources else delivered[source]
+        found[name] = StreamCounters(processed=processed, output=records.get(name, 0))
+    return found
 
 
 def _state(partition: object) -> ConnectorState:
