@@ -199,8 +199,14 @@ class WorkerOutput:
         now = time.monotonic()
         if (merger.frames and merger.count < self.batch and now - self.merger_sealed < FLUSH_S
                 and all(frame[0] in _DEFERRABLE for frame in merger.frames)):
-            for key, d in self.dests.items():
-                if key != MERGER:
+            peers = [d for key, d in self.dests.items() if key != MERGER]
+            if not self.spec.prompt:
+                for d in peers:
                     d.seal()
-            return
+                return
+            # A live run: no reading context gets records ahead of the merger's message that
+            # accounts for them (exact loss accounting), so they wait together, unless a full
+            # batch toward a reader is ready to go: then everything goes, the merger's first.
+            if not any(d.outbox for d in peers):
+                return
         self._seal_all()
