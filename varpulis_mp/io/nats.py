@@ -258,21 +258,27 @@ class _Publisher:
         assert self._loop is not None and self._nc is not None
         nc = self._nc
         sent = [0]
+        too_large = [False]
 
         async def publish_all() -> None:
             for payload in payloads:
-                await nc.publish(self._subject, payload)
+                try:
+                    await nc.publish(self._subject, payload)
+                except nats.errors.MaxPayloadError:
+                    too_large[0] = True
+                    break
                 sent[0] += 1
+            # Those before a refused one count only once the server has answered for them too.
             await nc.flush(_FLUSH_TIMEOUT_S)
 
         try:
             self._loop.run(publish_all(), _FLUSH_TIMEOUT_S + 5)
-        except nats.errors.MaxPayloadError:
-            raise PartialDelivery(sent[0], "the record is larger than the server's max_payload",
-                                  refused=True) from None
         except Exception as exc:
-            # Published but not flushed: the server may or may not have them; send them again.
-            raise PartialDelivery(0, str(exc) or type(exc).__name__) from None
+            # Published but not flushed: the server may or may not have them. They are sent again
+            # once it is back, never dead-lettered meanwhile (io/delivery.py's `in_doubt`).
+            raise PartialDelivery(0, str(exc) or type(exc).__name__, in_doubt=range(sent[0])) from None
+        if too_large[0]:
+            raise PartialDelivery(sent[0], "the record is larger than the server's max_payload", refused=True)
 
     def disconnect(self) -> None:
         loop, nc = self._loop, self._nc
