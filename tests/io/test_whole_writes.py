@@ -2,8 +2,8 @@
 
 Standard output as `python -u` (or `PYTHONUNBUFFERED=1`) makes it: a text layer writing through
 to the raw descriptor, here a pipe. A slow reader keeps the pipe full, so each large write
-blocks, and a timer's signal (handled, as SIGTERM is in a run) interrupts it after part of it
-went: the text layer alone would drop the rest. The JSON Lines and human writers must not.
+blocks, and a signal sent to the writing thread every 2 ms (handled, as SIGTERM is in a run)
+interrupts it after part of it went: the text layer alone would drop the rest. The JSON Lines and human writers must not.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ PAD = "x" * 100
 
 @contextmanager
 def _unbuffered_pipe_read_slowly() -> Iterator[tuple[TextIO, Callable[[], bytes]]]:
-    """An unbuffered text stream into a pipe, a reader taking it slowly, and a signal every 2 ms;
-    yields the stream and a function that closes it and returns all that was read."""
+    """An unbuffered text stream into a pipe, a reader taking it slowly, and SIGUSR1 to this thread
+    every 2 ms; yields the stream and a function that closes it and returns all that was read."""
     read_end, write_end = os.pipe()
     stream = io.TextIOWrapper(io.FileIO(write_end, "wb"), encoding="utf-8", write_through=True)
     got = bytearray()
@@ -38,13 +38,22 @@ def _unbuffered_pipe_read_slowly() -> Iterator[tuple[TextIO, Callable[[], bytes]
             got.extend(chunk)
             time.sleep(0.001)
 
+    writer = threading.get_ident()
+    stop = threading.Event()
+
+    def interrupt() -> None:
+        while not stop.wait(0.002):
+            signal.pthread_kill(writer, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
     reader = threading.Thread(target=read, daemon=True)
+    interrupter = threading.Thread(target=interrupt, daemon=True)
     reader.start()
-    previous = signal.signal(signal.SIGALRM, lambda signum, frame: None)
-    signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
+    interrupter.start()
 
     def finish() -> bytes:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        stop.set()
+        interrupter.join(10)
         stream.close()
         reader.join(10)
         assert not reader.is_alive(), "the reader did not see the end of the pipe"
@@ -53,8 +62,9 @@ def _unbuffered_pipe_read_slowly() -> Iterator[tuple[TextIO, Callable[[], bytes]
     try:
         yield stream, finish
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        stop.set()
+        interrupter.join(10)
+        signal.signal(signal.SIGUSR1, previous)
         if not stream.closed:
             stream.close()
         os.close(read_end)
