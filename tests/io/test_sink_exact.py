@@ -4,7 +4,7 @@ A record that went out without its answer (the broker stopped between taking it 
 acknowledging it, an endpoint that closed the connection instead of answering) may have been
 taken: it is sent again once the far end is back, never diverted to the dead letters meanwhile;
 and an acknowledgement read in the same breath as the end of the connection counts. Against a
-real mosquitto stopped under load, and a raw socket endpoint that hangs up once.
+real mosquitto and nats-server stopped under load, and a raw socket endpoint that hangs up once.
 """
 
 from __future__ import annotations
@@ -15,19 +15,42 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tests.brokers import Mosquitto, MqttClient, record, wait_until
+from tests.brokers import Mosquitto, MqttClient, NatsClient, NatsServer, record, wait_until
 from varpulis_mp.io.circuit import Circuit
 from varpulis_mp.io.connectors import connector_kind
 from varpulis_mp.io.dead_letters import DeadLetters
 from varpulis_mp.io.delivery import DeliverySink, DeliverySinkPartition
 
-RECORDS = 5_000
+BATCH = 1_000
 
 
 def _guarded(spec: Any, dead: DeadLetters) -> DeliverySinkPartition:
     """The first failed attempt opens the circuit, and a trial comes soon: a short test."""
     assert isinstance(spec, DeliverySink)
     return spec.guarded(Circuit(reset_s=0.3, failures_to_open=1), dead).build(0, 1)
+
+
+class _Writer(threading.Thread):
+    """Writes records n = 0, 1, ... to a sink in batches until stopped, so that records are in
+    flight whenever the broker goes; `written` is how many."""
+
+    def __init__(self, sink: DeliverySinkPartition) -> None:
+        super().__init__(daemon=True)
+        self.sink = sink
+        self.written = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.sink.write_batch([record("S", n, n=n) for n in range(self.written, self.written + BATCH)], False)
+            self.written += BATCH
+            self._halt.wait(0.01)
+
+    def stop(self) -> int:
+        self._halt.set()
+        self.join(10)
+        assert not self.is_alive(), "the writer is stuck on a full sink buffer"
+        return self.written
 
 
 def _dead_ns(path: Path) -> list[int]:
@@ -42,29 +65,59 @@ def test_a_broker_stopped_with_records_in_flight_gets_each_record_published_or_d
     dead = DeadLetters(str(path))
     params = {"host": "127.0.0.1", "port": mosquitto.port, "client_id": "exact", "qos": 1}
     sink = _guarded(connector_kind("mqtt").sink("Broker", params, {"topic": "out"}, "S", "c"), dead)
+    writer = _Writer(sink)
     try:
-        sink.write_batch([record("S", i, n=i) for i in range(RECORDS)], False)
+        writer.start()
         wait_until(lambda: collector.payloads(), 10, "a first publication")
         mosquitto.stop()  # records in flight: some taken and acknowledged, some taken only
         wait_until(lambda: sink.circuit_open, 10, "the circuit to open")
         mosquitto.start()
+        written = writer.stop()
         sink.close(timeout=10)
         dead.close()
 
         def published() -> set[int]:
             return {json.loads(p)["n"] for p in collector.payloads()}
 
-        wait_until(lambda: published() | set(_dead_ns(path)) >= set(range(RECORDS)), 10,
+        wait_until(lambda: published() | set(_dead_ns(path)) >= set(range(written)), 10,
                    "every record published or a dead letter")
     finally:
+        writer.stop()
         collector.close()
         dead.close()
     dead_ns = _dead_ns(path)
     both = published() & set(dead_ns)
     assert not both, f"{len(both)} records published and dead letters: {sorted(both)[:10]}"
     assert len(dead_ns) == len(set(dead_ns)) == sink.counters.dead_lettered
-    assert published() | set(dead_ns) == set(range(RECORDS))
-    assert sink.counters.messages_out + sink.counters.dead_lettered == RECORDS
+    assert published() | set(dead_ns) == set(range(written))
+    assert sink.counters.messages_out + sink.counters.dead_lettered == written
+
+
+def test_a_nats_server_stopped_under_load_never_dead_letters_a_record_it_routed(
+        tmp_path: Path, nats_server: NatsServer) -> None:
+    # Core NATS: the subscriber gets what the server routed before it stopped, nothing after.
+    subscriber = NatsClient(nats_server.url, subscribe="out")
+    dead = DeadLetters(str(tmp_path / "dead.jsonl"))
+    sink = _guarded(connector_kind("nats").sink("Bus", {"servers": nats_server.url}, {"topic": "out"}, "S", "c"),
+                    dead)
+    writer = _Writer(sink)
+    try:
+        writer.start()
+        wait_until(lambda: subscriber.payloads(), 10, "a first message")
+        nats_server.stop()  # a slice published, its flush not answered
+        wait_until(lambda: sink.circuit_open, 10, "the circuit to open")
+        nats_server.start()
+        written = writer.stop()
+        sink.close(timeout=10)
+    finally:
+        writer.stop()
+        dead.close()
+    routed = {json.loads(p)["n"] for p in subscriber.payloads()}
+    dead_ns = _dead_ns(tmp_path / "dead.jsonl")
+    both = routed & set(dead_ns)
+    assert not both, f"{len(both)} records routed to a subscriber and dead letters: {sorted(both)[:10]}"
+    assert len(dead_ns) == len(set(dead_ns)) == sink.counters.dead_lettered
+    assert sink.counters.messages_out + sink.counters.dead_lettered == written
 
 
 class _HangUpOnce:

@@ -43,6 +43,7 @@ __all__ = ["NATS", "NatsKind", "NatsSink", "NatsSource", "NatsSourcePartition"]
 _CONNECT_TIMEOUT_S: Final = 2
 _FLUSH_TIMEOUT_S: Final = 10
 _CLOSE_TIMEOUT_S: Final = 5.0
+_CLOSED_POLL_S: Final = 0.02  # how often a sink's flush looks whether nats-py closed the connection
 # What nats-py may hold per subscription while the inbox is full.
 _PENDING_MSGS: Final = 65_536
 _PENDING_BYTES: Final = 64 * 1024 * 1024
@@ -269,7 +270,7 @@ class _Publisher:
                     break
                 sent[0] += 1
             # Those before a refused one count only once the server has answered for them too.
-            await nc.flush(_FLUSH_TIMEOUT_S)
+            await _flush_unless_closed(nc)
 
         try:
             self._loop.run(publish_all(), _FLUSH_TIMEOUT_S + 5)
@@ -291,6 +292,25 @@ class _Publisher:
             except Exception as exc:
                 _log.debug("nats close: %s", exc)
         loop.stop()
+
+
+async def _flush_unless_closed(nc: NatsClient) -> None:
+    """The flush's answer, or ConnectionError as soon as the connection is closed: a flush pending
+    on a connection the server closed would otherwise wait for its whole timeout (nats-py marks
+    the client closed at once, but may call its callbacks only after that timeout)."""
+
+    async def closed() -> None:
+        while not nc.is_closed:
+            await asyncio.sleep(_CLOSED_POLL_S)
+
+    flush = asyncio.ensure_future(nc.flush(_FLUSH_TIMEOUT_S))
+    watch = asyncio.ensure_future(closed())
+    done, pending = await asyncio.wait({flush, watch}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if flush not in done:
+        raise ConnectionError("the connection was lost")
+    flush.result()
 
 
 def _servers(connector: str, params: Mapping[str, object]) -> tuple[str, ...]:
