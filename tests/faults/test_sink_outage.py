@@ -85,12 +85,15 @@ def test_a_long_broker_outage_sends_records_to_the_dead_letters_until_the_circui
         tmp_path: Path, mosquitto: Mosquitto) -> None:
     run, expected, published, dead = _outage(tmp_path, mosquitto, OUTAGE_S)
     assert dead, "no dead letter in an outage longer than the circuit's patience"
-    assert set(published) | set(dead) == set(expected)
     twice = set(published) & set(dead)
     print(f"{len(expected)} records: {len(set(published))} published ({len(published) - len(set(published))} "
           f"again after a reconnect), {len(dead)} dead letters, {len(twice)} both")
-    assert len(dead) == len(set(dead))
-    assert set(published) - set(dead) and set(dead) - set(published)
+    # RUN.md §6: published + dead letters = every record, each exactly once.
+    assert not twice, f"{len(twice)} records both published and dead letters: {sorted(twice)[:20]}"
+    assert len(dead) == len(set(dead)), "a record dead-lettered twice"
+    assert set(published) | set(dead) == set(expected), "a record neither published nor a dead letter"
+    assert len(set(published)) + len(dead) == len(expected)
+    assert set(published) and set(dead)
     assert run.stderr.count("circuit opened") == 1
     assert f"Dead letters:     {len(dead)}" in run.stderr
 

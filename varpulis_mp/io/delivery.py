@@ -13,7 +13,9 @@ circuit breaker of RUN.md §6 (io/circuit.py) is one; without one, records wait 
 takes. Records that will not be delivered — refused by the endpoint, diverted while the circuit
 is open, or still buffered at the close deadline — go to an `UndeliveredRecords` with a short
 reason: the run's dead letters (io/dead_letters.py), or by default a log line. The partition
-counts them too: never a silent drop.
+counts them too: never a silent drop. Each record has one fate, delivered or given up: one that
+went out without its answer (`PartialDelivery.in_doubt`) may be at the far end already, so it is
+sent again rather than given up while the circuit is open.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
@@ -65,15 +67,24 @@ REASON_CLOSE_DEADLINE: Final = "close deadline"
 class PartialDelivery(Exception):
     """A send that stopped: the first `delivered` payloads went through.
 
-    With `refused`, the payload right after them was refused for good (an HTTP 4xx): it goes to
-    the policy and sending goes on; otherwise the connection is taken as lost.
+    `delivered_indexes`, when given, says instead exactly which payloads went through (positions
+    in the slice sent, in any order: acknowledgements need not come in order). `in_doubt` names
+    the positions that went out without their answer: the far end may have taken them (a broker
+    that stopped between taking a record and acknowledging it), so they are sent again once it
+    is back and never diverted to the dead letters while the circuit is open — a record is
+    delivered or a dead letter, never both. With `refused`, the payload right after the first
+    `delivered` was refused for good (an HTTP 4xx): it goes to the policy and sending goes on;
+    otherwise the connection is taken as lost.
     """
 
-    def __init__(self, delivered: int, cause: str, refused: bool = False) -> None:
+    def __init__(self, delivered: int, cause: str, refused: bool = False,
+                 delivered_indexes: Sequence[int] | None = None, in_doubt: Sequence[int] = ()) -> None:
         super().__init__(cause)
         self.delivered = delivered
         self.cause = cause
         self.refused = refused
+        self.delivered_indexes = delivered_indexes
+        self.in_doubt = in_doubt
 
 
 class Transport(Protocol):
@@ -198,6 +209,9 @@ class DeliverySinkPartition:
         self._last_cause = ""  # the last failure's, for records diverted while the circuit is open
         self._backoff = backoff or Backoff()
         self._buffer: deque[bytes] = deque()
+        # The buffer's first `_unconfirmed` records were sent without an answer (`in_doubt`): they
+        # go first in the next slice, and an open circuit diverts only what follows them.
+        self._unconfirmed = 0
         self._cond = threading.Condition()
         self._closing = False
         self._aborted = False  # the close deadline passed: stop trying
@@ -254,6 +268,7 @@ class DeliverySinkPartition:
         with self._cond:
             left = list(self._buffer)
             self._buffer.clear()
+            self._unconfirmed = 0
         if left:
             self._give_up(left, REASON_CLOSE_DEADLINE,
                           f"still buffered when the close deadline ({deadline:g} s) passed")
@@ -270,12 +285,24 @@ class DeliverySinkPartition:
                 return None
             return [self._buffer[i] for i in range(min(SEND_SLICE, len(self._buffer)))]
 
-    def _consumed(self, count: int) -> None:
+    def _settle(self, sent: int, delivered: Collection[int], in_doubt: Collection[int] = (),
+                refused: int | None = None) -> bytes | None:
+        """Takes the outcome of the slice of `sent` records just sent out of the buffer: the
+        delivered and the refused one (returned) leave it; of the rest, those unconfirmed before or
+        now in doubt stay first (unconfirmed), then the others, each in their order."""
+        gone = set(delivered)
+        if refused is not None:
+            gone.add(refused)
         with self._cond:
-            for _ in range(count):
-                self._buffer.popleft()
+            head = [self._buffer.popleft() for _ in range(sent)]
+            doubtful = set(range(self._unconfirmed)) | set(in_doubt)
+            kept_doubtful = [p for i, p in enumerate(head) if i not in gone and i in doubtful]
+            kept_waiting = [p for i, p in enumerate(head) if i not in gone and i not in doubtful]
+            self._buffer.extendleft(reversed(kept_doubtful + kept_waiting))
+            self._unconfirmed = len(kept_doubtful)
             self._cond.notify_all()
-        self.counters.messages_out += count
+        self.counters.messages_out += len(set(delivered))
+        return head[refused] if refused is not None else None
 
     def _run(self) -> None:
         try:
@@ -302,16 +329,18 @@ class DeliverySinkPartition:
 
     def _divert(self) -> bool:
         """While the circuit is open: the buffer, then what comes, goes to the dead letters, until
-        the trial is due. False once closing (nothing more can come)."""
+        the trial is due. What was sent without an answer stays for the trial (the far end may
+        have it already), closing or not: the close deadline bounds that wait. False once closing
+        with nothing kept (nothing more can come)."""
         with self._cond:
-            self._cond.wait_for(lambda: self._buffer or self._closing or self._aborted, self._policy.open_for())
-            taken = list(self._buffer)
-            self._buffer.clear()
+            self._cond.wait_for(lambda: len(self._buffer) > self._unconfirmed or self._aborted
+                                or (self._closing and not self._unconfirmed), self._policy.open_for())
+            taken = [self._buffer.pop() for _ in range(len(self._buffer) - self._unconfirmed)][::-1]
             self._cond.notify_all()
-            closing = self._closing
+            done = self._closing and not self._unconfirmed
         if taken:
             self._give_up(taken, REASON_CIRCUIT_OPEN, f"circuit open: {self._last_cause}")
-        return not closing
+        return not done
 
     def _try_connect(self) -> None:
         try:
@@ -350,11 +379,9 @@ class DeliverySinkPartition:
         try:
             self._transport.send(batch)
         except PartialDelivery as exc:
-            self._consumed(exc.delivered)
-            if exc.refused:
-                with self._cond:
-                    refused = self._buffer.popleft()
-                    self._cond.notify_all()
+            delivered = exc.delivered_indexes if exc.delivered_indexes is not None else range(exc.delivered)
+            refused = self._settle(len(batch), delivered, exc.in_doubt, exc.delivered if exc.refused else None)
+            if refused is not None:
                 self._succeeded()  # the endpoint answered: it is there, it just will not take this one
                 self._give_up([refused], REASON_REFUSED, exc.cause)
             else:
@@ -362,9 +389,11 @@ class DeliverySinkPartition:
                     self._succeeded()
                 self._lost(exc.cause)
         except Exception as exc:
+            # Nothing is known of this slice: any of it may have gone out.
+            self._settle(len(batch), (), range(len(batch)))
             self._lost(str(exc) or type(exc).__name__)
         else:
-            self._consumed(len(batch))
+            self._settle(len(batch), range(len(batch)))
             self._succeeded()
 
     def _lost(self, cause: str) -> None:

@@ -4,7 +4,9 @@ Standard library only (http.client), one keep-alive connection per sink partitio
 its sender thread (`delivery`). A 2xx answer delivers the record. A connection error, a timeout,
 408, 429 or a 5xx means the endpoint is unavailable: the record waits and is sent again after the
 backoff. Any other answer (a 3xx or 4xx: the endpoint will not take this record) goes to the
-delivery policy (logged and counted by default; dead letters later) and sending goes on.
+delivery policy (logged and counted by default; dead letters later) and sending goes on. A
+request sent whole whose answer could not be read is in doubt (the endpoint may have acted on
+it): it is sent again, never dead-lettered while the circuit is open.
 """
 
 from __future__ import annotations
@@ -37,6 +39,22 @@ class HttpSink:
         return _Poster(self.url, self.method, self.timeout_s)
 
 
+# The errors of a keep-alive connection the server had closed while it was idle.
+_STALE: Final = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+class _Unanswered(Exception):
+    """The request was sent whole, and its answer could not be read."""
+
+    def __init__(self, error: OSError | http.client.HTTPException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
 class _Poster:
     def __init__(self, url: str, method: str, timeout_s: float) -> None:
         parts = urlsplit(url)
@@ -60,8 +78,11 @@ class _Poster:
         for i, payload in enumerate(payloads):
             try:
                 status, reason = self._request(payload)
+            except _Unanswered as exc:
+                # The request went out whole: the endpoint may have taken it before the failure.
+                raise PartialDelivery(i, _describe(exc.error), in_doubt=(i,)) from None
             except (OSError, http.client.HTTPException) as exc:
-                raise PartialDelivery(i, f"{type(exc).__name__}: {exc}") from None
+                raise PartialDelivery(i, _describe(exc)) from None
             if 200 <= status < 300:
                 continue
             cause = f"HTTP {status} {reason}".strip()
@@ -72,10 +93,12 @@ class _Poster:
     def _request(self, payload: bytes) -> tuple[int, str]:
         try:
             return self._exchange(payload)
-        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-            if not self._used:
+        except (_Unanswered, BrokenPipeError, ConnectionResetError) as exc:
+            error = exc.error if isinstance(exc, _Unanswered) else exc
+            if not self._used or not isinstance(error, _STALE):
                 raise
-            # A keep-alive connection the server closed while idle: one more try on a new one.
+            # A keep-alive connection the server closed while idle (it closed without a byte of
+            # answer, so it did not take the request): one more try on a new one.
             self.disconnect()
             return self._exchange(payload)
 
@@ -87,8 +110,11 @@ class _Poster:
         conn = self._conn
         assert conn is not None
         conn.request(self._method, self._target, body=payload, headers=_HEADERS)
-        response = conn.getresponse()
-        response.read()
+        try:
+            response = conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Unanswered(exc) from exc
         self._used = True
         if response.will_close:
             self.disconnect()

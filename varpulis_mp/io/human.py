@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Final, TextIO
 
 from varpulis_mp.engine.output import NO_KEY, Output, Summary
+from varpulis_mp.io.whole_writes import write_whole
 from varpulis_mp.lang.values import format_float
 
 __all__ = [
@@ -257,7 +258,7 @@ class HumanSink:
         else:
             self._write(force=True)
             self._stream.flush()
-            stream.write(text)
+            write_whole(stream, text)
             stream.flush()
 
     def close(self) -> None:
@@ -318,7 +319,7 @@ class HumanSink:
             return
         if self._immediate and not force and len(lines) < _LINES_PER_WRITE:
             return
-        self._stream.write("\n".join(lines) + "\n")
+        write_whole(self._stream, "\n".join(lines) + "\n")
         lines.clear()
         if not self._immediate:
             self._stream.flush()

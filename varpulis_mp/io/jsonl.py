@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, TextIO
 
 from varpulis_mp.engine.output import Output
+from varpulis_mp.io.whole_writes import write_whole
 
 __all__ = ["JsonlSink", "encode_fields", "jsonl_line"]
 
@@ -121,5 +122,5 @@ class JsonlSink:
     def _write_buffer(self) -> None:
         if self._buffer:
             # Whole lines only: a run stopped later never leaves a partial line (OUTPUT.md §1).
-            self._stream.write("".join(self._buffer))
+            write_whole(self._stream, "".join(self._buffer))
             self._buffer.clear()

@@ -12,7 +12,9 @@ doubling, at most 5 s) by paho's thread, and `build()` never waits for it.
 Sink: each sink partition has a client of its own, driven from its sender thread (`delivery`),
 with a clean session and an id derived from the given one (`<id>-sink`, then `-2`, `-3`, ... for
 further sinks of the same id in the process), so it never takes over the source's session.
-A QoS 1 record counts as delivered once the broker acknowledged it.
+A QoS 1 record counts as delivered once the broker acknowledged it; at most 100 wait for their
+acknowledgement in paho at a time, and one published without it when the connection broke is in
+doubt (io/delivery.py): sent again, never also a dead letter.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from varpulis_mp.io.topics import MQTT_TOPICS, Route, Router, wire_patterns
 __all__ = ["MQTT", "MqttKind", "MqttSink", "MqttSource", "MqttSourcePartition"]
 
 _CONNACK_TIMEOUT_S: Final = 5.0
+# Records a sink publishes before it waits for acknowledgements (paho's in-flight limit too).
+_IN_FLIGHT: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +276,7 @@ class _Publisher:
 
     def connect(self) -> None:
         client = self._broker.client(self._client_id, clean_session=True)
-        client.max_inflight_messages_set(100)
+        client.max_inflight_messages_set(_IN_FLIGHT)
         answers: list[ReasonCode] = []
         client.on_connect = lambda c, u, flags, reason, props: answers.append(reason)
         client.connect(self._broker.host, self._broker.port, self._broker.keepalive_s)
@@ -288,21 +292,45 @@ class _Publisher:
         self._client = client
 
     def send(self, payloads: Sequence[bytes]) -> None:
+        """Publishes with at most `_IN_FLIGHT` records unacknowledged, so that paho never holds a
+        record it has not written: on a loss each record is acknowledged (delivered), published
+        without an acknowledgement (in doubt: the broker may have taken it), or never handed to
+        paho (it waits) — and the client, dropped, sends nothing more."""
         client = self._client
         assert client is not None
-        infos = [client.publish(self._topic, payload, self._qos) for payload in payloads]
+        infos: list[paho.MQTTMessageInfo] = []
         deadline = time.monotonic() + self._ack_timeout
-        done = 0
+        done = 0  # infos[:done] are all acknowledged
         while True:
-            while done < len(infos) and infos[done].is_published():
-                done += 1
-            if done == len(infos):
-                return
-            rc = client.loop(0.05)
+            unanswered = sum(1 for info in infos[done:] if not info.is_published())
+            # With nothing to wait for, a look without waiting: a connection the broker has closed
+            # since the last slice is noticed before a record is written into it.
+            rc = client.loop(0.05 if unanswered else 0.0)
+            if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                while done < len(infos) and infos[done].is_published():
+                    done += 1
+                if done == len(payloads):
+                    return
+                unanswered = sum(1 for info in infos[done:] if not info.is_published())
+                fresh = payloads[len(infos):len(infos) + max(0, _IN_FLIGHT - unanswered)]
+                infos += [client.publish(self._topic, payload, self._qos) for payload in fresh]
+                if fresh:
+                    deadline = time.monotonic() + self._ack_timeout
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                raise PartialDelivery(done, paho.error_string(rc))
-            if time.monotonic() > deadline:
-                raise PartialDelivery(done, f"no acknowledgement within {self._ack_timeout:g} s")
+                cause = paho.error_string(rc)
+            elif time.monotonic() > deadline:
+                cause = f"no acknowledgement within {self._ack_timeout:g} s"
+            else:
+                continue
+            # The failing loop may have read acknowledgements before the end of the connection, and
+            # they may come out of order: every acknowledged record counts, none is sent again.
+            acknowledged = [i for i, info in enumerate(infos) if info.is_published()]
+            # QoS 0 counts a record published once written; one not written dies with the client.
+            in_doubt = [i for i, info in enumerate(infos) if not info.is_published()] if self._qos else []
+            # Not a packet more: a DISCONNECT would first flush what paho still holds.
+            self._client = None
+            _close_socket(client)
+            raise PartialDelivery(len(acknowledged), cause, delivered_indexes=acknowledged, in_doubt=in_doubt)
 
     def disconnect(self) -> None:
         client, self._client = self._client, None
@@ -314,6 +342,10 @@ def _drop(client: paho.Client) -> None:
     """Says DISCONNECT if it still can, and closes the socket whatever happens."""
     client.disconnect()
     client.loop(0.01)
+    _close_socket(client)
+
+
+def _close_socket(client: paho.Client) -> None:
     sock = client.socket()
     if sock is not None:
         sock.close()

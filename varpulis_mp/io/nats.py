@@ -43,6 +43,7 @@ __all__ = ["NATS", "NatsKind", "NatsSink", "NatsSource", "NatsSourcePartition"]
 _CONNECT_TIMEOUT_S: Final = 2
 _FLUSH_TIMEOUT_S: Final = 10
 _CLOSE_TIMEOUT_S: Final = 5.0
+_CLOSED_POLL_S: Final = 0.02  # how often a sink's flush looks whether nats-py closed the connection
 # What nats-py may hold per subscription while the inbox is full.
 _PENDING_MSGS: Final = 65_536
 _PENDING_BYTES: Final = 64 * 1024 * 1024
@@ -258,21 +259,27 @@ class _Publisher:
         assert self._loop is not None and self._nc is not None
         nc = self._nc
         sent = [0]
+        too_large = [False]
 
         async def publish_all() -> None:
             for payload in payloads:
-                await nc.publish(self._subject, payload)
+                try:
+                    await nc.publish(self._subject, payload)
+                except nats.errors.MaxPayloadError:
+                    too_large[0] = True
+                    break
                 sent[0] += 1
-            await nc.flush(_FLUSH_TIMEOUT_S)
+            # Those before a refused one count only once the server has answered for them too.
+            await _flush_unless_closed(nc)
 
         try:
             self._loop.run(publish_all(), _FLUSH_TIMEOUT_S + 5)
-        except nats.errors.MaxPayloadError:
-            raise PartialDelivery(sent[0], "the record is larger than the server's max_payload",
-                                  refused=True) from None
         except Exception as exc:
-            # Published but not flushed: the server may or may not have them; send them again.
-            raise PartialDelivery(0, str(exc) or type(exc).__name__) from None
+            # Published but not flushed: the server may or may not have them. They are sent again
+            # once it is back, never dead-lettered meanwhile (io/delivery.py's `in_doubt`).
+            raise PartialDelivery(0, str(exc) or type(exc).__name__, in_doubt=range(sent[0])) from None
+        if too_large[0]:
+            raise PartialDelivery(sent[0], "the record is larger than the server's max_payload", refused=True)
 
     def disconnect(self) -> None:
         loop, nc = self._loop, self._nc
@@ -285,6 +292,25 @@ class _Publisher:
             except Exception as exc:
                 _log.debug("nats close: %s", exc)
         loop.stop()
+
+
+async def _flush_unless_closed(nc: NatsClient) -> None:
+    """The flush's answer, or ConnectionError as soon as the connection is closed: a flush pending
+    on a connection the server closed would otherwise wait for its whole timeout (nats-py marks
+    the client closed at once, but may call its callbacks only after that timeout)."""
+
+    async def closed() -> None:
+        while not nc.is_closed:
+            await asyncio.sleep(_CLOSED_POLL_S)
+
+    flush = asyncio.ensure_future(nc.flush(_FLUSH_TIMEOUT_S))
+    watch = asyncio.ensure_future(closed())
+    done, pending = await asyncio.wait({flush, watch}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if flush not in done:
+        raise ConnectionError("the connection was lost")
+    flush.result()
 
 
 def _servers(connector: str, params: Mapping[str, object]) -> tuple[str, ...]:
