@@ -23,9 +23,9 @@ demo: install
 	@echo
 	@echo "varpulis-mp is installed in $(VENV); to run it as README.md shows, first: . $(VENV)/bin/activate"
 
-# The fault-injection scenarios (tests/faults) wait for worker restarts: `make faults` runs them.
+# The whole suite, the fault-injection scenarios (tests/faults) in their short versions included.
 test: install brokers systemd-analyze
-	$(BIN)/python -m pytest -q -n 2 -m "not faults"
+	$(BIN)/python -m pytest -q -n 2
 
 # The fault-injection scenarios in their full length (kills every 2 s for 30 s, 20 SIGTERMs, a
 # 10 s broker outage); without VARPULIS_MP_FAULTS_FULL they take a few seconds each.
