@@ -105,3 +105,39 @@ def test_a_dead_context_is_503_until_its_replacement_is_ready_and_its_loss_is_th
 def _through(samples: dict[str, list[tuple[dict[str, str], float]]]) -> float:
     """Events that reached the last stage, plus those lost on the way: every event, in the end."""
     return _total(samples, "varpulis_events_processed_total", stream="Done") + _total(samples, "varpulis_events_lost_total")
+
+
+WITH_SINK = CHAIN.replace("stream Done = Passed", 'connector Out = file(path: "out.jsonl")\n\nstream Done = Passed') \
+    .rstrip("\n") + "\n    .to(Out)\n"
+
+
+def test_a_real_run_exposes_every_metric_of_the_table_with_its_labels(tmp_path: Path) -> None:
+    from tests.runtime.test_metrics import TABLE
+
+    program = tmp_path / "chain.vpl"
+    program.write_text(WITH_SINK)
+    with LiveRun(program, "--metrics", "--metrics-port", "0", "--output", "none", stdin=True, cwd=tmp_path) as run:
+        port = metrics_port(run)
+        run.send([*(chain_line(i) for i in range(50)), "not an event"])
+        wait_until(lambda: _total(scrape(port), "varpulis_connector_messages_total", direction="out") == 50, 20,
+                   "50 records written by the file sink")
+        samples = scrape(port)
+        status, _ = run.stop(signal.SIGTERM)
+    assert status == 0, run.stderr[-2000:]
+    seen: dict[str, set[str]] = {}
+    for name, series in samples.items():
+        for labels, _value in series:
+            base = name.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count") \
+                if name.startswith("varpulis_processing_latency_seconds") else name
+            found = set(labels) - {"le"}
+            assert seen.setdefault(base, found) == found, name
+    seen = {name: labels for name, labels in seen.items() if name.startswith("varpulis_")}
+    # Every metric of RUN.md §4, each with its label set (a subscription's health needs a
+    # subscription and a dead letter a failing sink; their series are there at 0 when they exist).
+    wanted = {name: labels for name, (_kind, labels) in TABLE.items()
+              if name not in ("varpulis_connector_healthy", "varpulis_dlq_events_total")}
+    assert {name: seen.get(name) for name in wanted} == wanted
+    assert all(seen[name] == TABLE[name][1] for name in seen if name in TABLE)
+    assert _total(samples, "varpulis_events_rejected_total", source="input") == 1
+    assert _total(samples, "varpulis_sink_circuit_open", connector="Out") == 0
+    assert (tmp_path / "out.jsonl").read_text().count("\n") == 50
