@@ -23,9 +23,11 @@ demo: install
 	@echo
 	@echo "varpulis-mp is installed in $(VENV); to run it as README.md shows, first: . $(VENV)/bin/activate"
 
-# The whole suite, the fault-injection scenarios (tests/faults) in their short versions included.
+# The whole suite, the fault-injection scenarios (tests/faults) in their short versions included; the
+# tests that measure time (marker `serial`) run alone afterwards, so that no other test loads the CPU.
 test: install brokers systemd-analyze
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 # The fault-injection scenarios in their full length (kills every 2 s for 30 s, 20 SIGTERMs, a
 # 10 s broker outage); without VARPULIS_MP_FAULTS_FULL they take a few seconds each.

@@ -21,12 +21,13 @@ from tests.conftest import varpulis_command
 
 
 @pytest.fixture
-def silent_endpoint() -> Iterator[str]:
-    """An HTTP URL whose server accepts connections (the kernel's backlog) and never answers."""
+def silent_endpoint() -> Iterator[socket.socket]:
+    """A listening socket for an HTTP endpoint that takes connections and never answers."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/alerts"
+        listener.settimeout(30)
+        yield listener
 
 
 @pytest.mark.parametrize(("options", "second_signal", "why"), [
@@ -34,8 +35,9 @@ def silent_endpoint() -> Iterator[str]:
     (["--drain-timeout", "300ms"], False, "the drain took longer than --drain-timeout 0.3s"),
 ], ids=["second-signal", "deadline"])
 def test_a_drain_that_cannot_finish_stops_hard_and_exits_1(
-        tmp_path: Path, silent_endpoint: str, options: list[str], second_signal: bool, why: str) -> None:
-    (tmp_path / "p.vpl").write_text(f'connector Hook = http(url: "{silent_endpoint}")\n'
+        tmp_path: Path, silent_endpoint: socket.socket, options: list[str], second_signal: bool, why: str) -> None:
+    url = f"http://127.0.0.1:{silent_endpoint.getsockname()[1]}/alerts"
+    (tmp_path / "p.vpl").write_text(f'connector Hook = http(url: "{url}")\n'
                                     "stream Echo = R.where(v > 0).emit(v: v).to(Hook)\n")
     proc = subprocess.Popen([*varpulis_command(), "run", str(tmp_path / "p.vpl"), *options],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -45,11 +47,14 @@ def test_a_drain_that_cannot_finish_stops_hard_and_exits_1(
                threading.Thread(target=lambda: err.append(proc.stderr.read() if proc.stderr else b""), daemon=True)]
     for reader in readers:
         reader.start()
+    connection: socket.socket | None = None
     try:
         assert proc.stdin is not None
         proc.stdin.write(b"@1 R { v: 1 }\n@2 R { v: 2 }\n")  # stdin stays open: only a signal ends the run
         proc.stdin.flush()
-        time.sleep(0.5)  # the records are with the sink, which waits for an answer
+        # Once the sink has connected, the run is under way: its records wait for an answer.
+        connection = silent_endpoint.accept()[0]
+        time.sleep(0.2)
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         if second_signal:
@@ -60,6 +65,8 @@ def test_a_drain_that_cannot_finish_stops_hard_and_exits_1(
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+        if connection is not None:
+            connection.close()
     for reader in readers:
         reader.join(5)
     text = err[0].decode() if err else ""

@@ -12,7 +12,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import varpulis_command
+
+pytestmark = pytest.mark.serial  # timing: alone, after the parallel part of make test
 
 CHAIN = """\
 context first

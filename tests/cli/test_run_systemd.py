@@ -24,6 +24,8 @@ from tests.cli.test_run_cli import PROGRAM as ONE_PROCESS
 from tests.service.live import LiveRun
 from tests.systemd import Message, ServiceManager, pings
 
+pytestmark = pytest.mark.serial  # timing: alone, after the parallel part of make test
+
 WATCHDOG_USEC = 1_000_000  # a ping every half second
 PERIOD_S = WATCHDOG_USEC / 2e6
 VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
