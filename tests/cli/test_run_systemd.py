@@ -9,6 +9,7 @@ variables in its environment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -49,7 +50,8 @@ def _stopped(pid: int) -> bool:
 def test_supervisor_speaks_for_the_service(tmp_path: Path) -> None:
     program = tmp_path / "p.vpl"
     program.write_text(CONTEXTS)
-    with ServiceManager() as manager, LiveRun(program, stdin=True, env=_service_env(manager)) as run:
+    with ServiceManager() as manager, LiveRun(program, "--worker-timeout", "1s", stdin=True,
+                                                        env=_service_env(manager)) as run:
         supervisor = run.proc.pid
         manager.wait_for("READY=1", timeout=60)
         run.send(["@1000 R { v: 1 }"])
@@ -62,14 +64,19 @@ def test_supervisor_speaks_for_the_service(tmp_path: Path) -> None:
 
         _assert_period(pings(manager.collect(3.5 * PERIOD_S)), least=3)
 
-        # A hung worker is the supervisor's business: the pings go on.
-        hung = workers[0]
+        # A hung worker is the supervisor's business: the pings go on while it notices the silence
+        # (--worker-timeout 1s), kills the worker and starts its replacement.
+        hung = next(w for w in workers if w.name() == "vmp-ingest")
         hung.suspend()
         try:
             wait_until(lambda: _stopped(hung.pid), 5, "the worker stopped")
-            _assert_period(pings(manager.collect(3.0 * PERIOD_S)), least=2)
+            _assert_period(pings(manager.collect(6 * PERIOD_S)), least=5)
+            run.wait_for_err("context 'ingest' restarted after", timeout=10)
         finally:
-            hung.resume()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                hung.resume()
+        replacement = [w for w in psutil.Process(supervisor).children() if w.name() == "vmp-ingest"]
+        assert [w.pid for w in replacement] != [hung.pid] and len(replacement) == 1
 
         # A stuck supervisor stops pinging (systemd would kill it), and pings again once it runs.
         os.kill(supervisor, signal.SIGSTOP)

@@ -177,6 +177,22 @@ def test_a_silent_worker_gets_sigabrt_then_sigkill_and_heartbeats_keep_it() -> N
     assert all(pid != 1000 for pid, _ in workers.signals)  # ingest kept heartbeating
 
 
+def test_a_stalled_supervisor_does_not_blame_the_workers_for_its_own_silence() -> None:
+    supervision, workers, _ = supervised(RestartPolicy(), timeout_s=1.0)
+    supervision.check(0.5)
+    for handle in workers.handles:
+        supervision.heartbeat(handle, 0.5)
+    supervision.check(3.0)  # the supervisor was stopped for 2.5 s: the workers' heartbeats are still queued
+    assert workers.signals == []
+    supervision.check(3.05)
+    supervision.check(3.1)
+    assert workers.signals == []
+    for moment in (3.2, 3.4, 3.6, 3.8, 4.0, 4.2):  # compute stays silent while the supervisor runs
+        supervision.heartbeat(workers.handles[0], moment)
+        supervision.check(moment)
+    assert workers.signals == [(1001, signal.SIGABRT), (1001, signal.SIGCONT)]
+
+
 def test_a_replacement_that_never_becomes_ready_is_killed_and_is_a_boot_failure() -> None:
     supervision, workers, _ = supervised(RestartPolicy(), timeout_s=10.0)
     workers.die(1, KILLED)

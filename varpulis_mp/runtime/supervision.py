@@ -38,6 +38,9 @@ __all__ = ["FailFast", "Policy", "RunFace", "RunStopped", "Supervision", "Worker
 
 ABORT_GRACE_S = 1.0  # a hung worker's time between SIGABRT and SIGKILL
 START_TIMEOUT_S = 60.0  # a replacement not ready by then is killed: a boot failure
+# The loop looks at least every 50 ms; a longer gap means the supervisor itself did not run (stopped,
+# starved of CPU), and what the workers said meanwhile is still on its way: their silence is not theirs.
+OWN_STALL_S = 1.0
 
 
 class WorkerStartFailure(RuntimeFailure):
@@ -114,6 +117,7 @@ class Supervision:
         self.restart_times: list[float] = []  # death noticed -> replacement ready, backoff excluded, seconds
         self.given_up: list[str] = []  # why, per context given up on
         self.finished_dead: set[int] = set()  # workers that died after their work was all in
+        self._last_look: float | None = None  # when the hung workers were last looked for
 
     def check(self, now: float) -> None:
         """Reap, decide, start the replacements that are due, and look for hung workers."""
@@ -182,6 +186,12 @@ class Supervision:
     def _check_hung(self, now: float) -> None:
         timeout = self.worker_timeout_s
         assert timeout is not None
+        stalled = now - self._last_look if self._last_look is not None else 0.0
+        self._last_look = now
+        if stalled > OWN_STALL_S:
+            for handle in self.workers.handles:
+                handle.last_heartbeat += stalled
+            self._aborted = {index: at + stalled for index, at in self._aborted.items()}
         for handle in self.workers.handles:
             if handle.alive and handle.state is WorkerState.STARTING and handle.restarts \
                     and now - handle.started_at > START_TIMEOUT_S:
