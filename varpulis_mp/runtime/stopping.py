@@ -5,18 +5,27 @@ Owns `Stopping`, the part of the supervisor (runtime/run_loop.py) that handles S
 `STOPPING=1`, the drain's deadline is armed), stops hard on a second signal or past the deadline,
 pings systemd's watchdog from the loop, and, once every worker has finished, tells them to stop
 and reaps them.
+
+The supervisor writes the records to standard output itself, and a reader that does not read
+holds that write up for as long as it likes: around it (`writing_output`) a second signal is acted
+on from its handler, which interrupts the write, so that the run can always be stopped hard
+(`HardStop`, after which the caller abandons standard output rather than flush it).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from varpulis_mp.errors import RuntimeFailure
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import wire
+from varpulis_mp.runtime.interrupt import HardStop
 from varpulis_mp.runtime.live_input import LiveInput
 from varpulis_mp.runtime.notify import Notifier, StatusLine
 from varpulis_mp.runtime.restarts import Restarts
+from varpulis_mp.runtime.sigqueue import SignalQueue
 from varpulis_mp.runtime.transport import wait
 from varpulis_mp.runtime.worker import WorkerSpec
 
@@ -34,6 +43,7 @@ class Stopping(Restarts):
 
     def __init__(self, program: CheckedProgram, specs: list[WorkerSpec], live: LiveInput | None) -> None:
         super().__init__(program, specs, live)
+        self.signals = SignalQueue()
         self.signal_count = 0
         self.draining = False
         self.interrupted_by: int | None = None  # the signal that asked for the drain
@@ -70,7 +80,24 @@ class Stopping(Restarts):
         unfinished = [w for w in self.workers.handles if w.alive and not done[w.index]]
         self.workers.terminate(unfinished)
         name = unfinished[0].context if unfinished else self.workers[0].context
-        raise RuntimeFailure(f"{why} before context '{name}' finished")
+        raise HardStop(f"{why} before context '{name}' finished")
+
+    @contextmanager
+    def writing_output(self) -> Iterator[None]:
+        """Around the hand-over of records to standard output (and the sinks of this process): a
+        second signal stops hard at once, whether or not the write ever ends."""
+        self.signals.urgent = self._signal_while_writing
+        try:
+            yield
+        finally:
+            self.signals.urgent = None
+
+    def _signal_while_writing(self, queued: int) -> None:
+        if self.signal_count + queued < 2:
+            return  # a first signal waits for the loop: the drain starts once the write is done
+        self.signals.clear()
+        self.signal_count += queued
+        self.handle_hard_stop()
 
     def _tick_service(self) -> None:
         """systemd's watchdog ping and STATUS line (runtime/notify.py), from this loop: a stuck
