@@ -146,6 +146,8 @@ class Supervisor(Stopping):
                     else:
                         self.supervision.heartbeat(handle, now, draining=bool(frame[4]))
                         self.worker_counters(handle, frame[3])
+                        if len(frame) > 5:
+                            self.channels_sent(handle.index, frame[5])
                 elif kind == wire.FAIL:
                     # Exit codes mean something: a worker that cannot start stops the run.
                     name = self.workers[frame[2]].context
