@@ -83,12 +83,18 @@ stream Padded = Passed.context(back).emit(v: v, pad: "{pad}")
 """.format(pad="x" * 200)
 
 
-def test_a_second_signal_stops_a_run_of_workers_whose_standard_output_nobody_reads(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("options", "second_signal", "why"), [
+    ([], True, "stopped by a second signal"),
+    (["--drain-timeout", "500ms"], False, "the drain took longer than --drain-timeout 0.5s"),
+], ids=["second-signal", "deadline"])
+def test_a_run_of_workers_whose_standard_output_nobody_reads_still_stops_hard(
+        tmp_path: Path, options: list[str], second_signal: bool, why: str) -> None:
     """The supervisor writes the records to a pipe nobody reads, so that write never ends: a first
-    SIGTERM cannot drain, and a second one still stops the run hard, at once, leaving nothing."""
+    SIGTERM cannot drain, and a second one (or the drain's deadline) still stops the run hard, at
+    once, leaving nothing."""
     (tmp_path / "p.vpl").write_text(TWO_CONTEXTS)
     run_dirs = Path(tempfile.mkdtemp(prefix="runs-", dir="/tmp"))  # short: ipc:// paths are limited
-    proc = subprocess.Popen([*varpulis_command(), "run", str(tmp_path / "p.vpl")],
+    proc = subprocess.Popen([*varpulis_command(), "run", str(tmp_path / "p.vpl"), *options],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "XDG_RUNTIME_DIR": str(run_dirs)})
     err: list[bytes] = []
@@ -108,12 +114,13 @@ def test_a_second_signal_stops_a_run_of_workers_whose_standard_output_nobody_rea
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         assert proc.poll() is None  # the drain cannot finish: the records cannot be written
-        proc.send_signal(signal.SIGTERM)
+        if second_signal:
+            proc.send_signal(signal.SIGTERM)
         wait_until(lambda: proc.poll() is not None, 5, "the hard stop")  # before: never
         reader.join(5)
         text = err[0].decode() if err else ""
         assert proc.returncode == 1, text
-        assert "error: stopped by a second signal before context '" in text
+        assert f"error: {why} before context '" in text
         assert "Traceback" not in text and "Run Complete" not in text
         wait_until(lambda: not any(_alive(c) for c in children), 5, "the workers' end")
         assert list(run_dirs.glob("vmp-*")) == []  # the run directory, and its sockets, removed

@@ -8,15 +8,19 @@ and reaps them.
 
 The supervisor writes the records to standard output itself, and a reader that does not read
 holds that write up for as long as it likes: around it (`writing_output`) a second signal is acted
-on from its handler, which interrupts the write, so that the run can always be stopped hard
-(`HardStop`, after which the caller abandons standard output rather than flush it).
+on from its handler, which interrupts the write, and so is the drain's deadline (SIGALRM), so that
+the run can always be stopped hard (`HardStop`, after which the caller abandons standard output
+rather than flush it).
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from varpulis_mp.errors import RuntimeFailure
 from varpulis_mp.lang.checked import CheckedProgram
@@ -48,6 +52,7 @@ class Stopping(Restarts):
         self.draining = False
         self.interrupted_by: int | None = None  # the signal that asked for the drain
         self.drain_deadline: float | None = None
+        self._alarm_replaced: Any = None  # SIGALRM's handler while the drain's deadline is armed in a write
         self.notifier = live.notifier if live is not None else Notifier()
         self.status_line = StatusLine(time.monotonic())
 
@@ -66,12 +71,18 @@ class Stopping(Restarts):
         run's drain deadline, if it has one)."""
         self.draining = True  # before every worker is ready, the loop starts the drain at once
         self.notifier.stopping()
-        if self.live is not None and self.live.drain_timeout_s is not None:
-            self.drain_deadline = time.monotonic() + self.live.drain_timeout_s
-            # systemd waits for the whole drain and the hard stop after it, whatever TimeoutStopSec says.
-            self.notifier.extend_timeout(int((self.live.drain_timeout_s + TERM_GRACE_S + EXIT_GRACE_S) * 1e6))
+        self._arm_drain_deadline()
         if self.router is not None:
             self.router.end_input()
+
+    def _arm_drain_deadline(self) -> None:
+        """The live run's drain deadline, if it has one, from the first signal on (once: a first
+        signal heard during a write arms it at once, and the drain itself starts after the write)."""
+        if self.live is None or self.live.drain_timeout_s is None or self.drain_deadline is not None:
+            return
+        self.drain_deadline = time.monotonic() + self.live.drain_timeout_s
+        # systemd waits for the whole drain and the hard stop after it, whatever TimeoutStopSec says.
+        self.notifier.extend_timeout(int((self.live.drain_timeout_s + TERM_GRACE_S + EXIT_GRACE_S) * 1e6))
 
     def handle_hard_stop(self, why: str = "stopped by a second signal") -> None:
         """Second signal (or a drain past its deadline): end the unfinished workers (TERM, then
@@ -87,14 +98,23 @@ class Stopping(Restarts):
         """Around the hand-over of records to standard output (and the sinks of this process): a
         second signal stops hard at once, whether or not the write ever ends."""
         self.signals.urgent = self._signal_while_writing
+        self._alarm_at_drain_deadline()
         try:
             yield
         finally:
             self.signals.urgent = None
+            if self._alarm_replaced is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, self._alarm_replaced)
+                self._alarm_replaced = None
 
     def _signal_while_writing(self, queued: int) -> None:
         if self.signal_count + queued < 2:
-            return  # a first signal waits for the loop: the drain starts once the write is done
+            # A first signal waits for the loop (the drain starts once the write is done), but its
+            # deadline runs from now.
+            self._arm_drain_deadline()
+            self._alarm_at_drain_deadline()
+            return
         self.signals.clear()
         self.signal_count += queued
         self.handle_hard_stop()
@@ -110,8 +130,21 @@ class Stopping(Restarts):
 
     def _check_drain_deadline(self) -> None:
         if self.drain_deadline is not None and time.monotonic() > self.drain_deadline:
-            assert self.live is not None and self.live.drain_timeout_s is not None
-            self.handle_hard_stop(f"the drain took longer than --drain-timeout {self.live.drain_timeout_s:g}s")
+            self._past_drain_deadline()
+
+    def _past_drain_deadline(self) -> None:
+        assert self.live is not None and self.live.drain_timeout_s is not None
+        self.handle_hard_stop(f"the drain took longer than --drain-timeout {self.live.drain_timeout_s:g}s")
+
+    def _alarm_at_drain_deadline(self) -> None:
+        """During a write: SIGALRM at the drain's deadline, whose handler stops hard (the loop,
+        which looks at the deadline otherwise, may not turn again before the write ends)."""
+        if self.drain_deadline is None or self._alarm_replaced is not None \
+                or threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.signal(signal.SIGALRM, lambda _signum, _frame: self._past_drain_deadline())
+        self._alarm_replaced = previous if previous is not None else signal.SIG_DFL
+        signal.setitimer(signal.ITIMER_REAL, max(self.drain_deadline - time.monotonic(), 0.001))
 
     # -- the end -------------------------------------------------------------------------------
 
