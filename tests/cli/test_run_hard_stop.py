@@ -55,7 +55,11 @@ def test_a_drain_that_cannot_finish_stops_hard_and_exits_1(
         assert proc.stdin is not None
         proc.stdin.write(b"@1 R { v: 1 }\n@2 R { v: 2 }\n")  # stdin stays open: only a signal ends the run
         proc.stdin.flush()
-        time.sleep(0.5)  # the records are with the sink, which waits for an answer
+        port = int(silent_endpoint.split(":")[2].split("/")[0])
+        # The records are with the sink, which waits for an answer (a fixed pause was too short on
+        # a loaded machine: the signal came before the run's handlers).
+        wait_until(lambda: any(c.raddr and c.raddr.port == port for c in psutil.Process(proc.pid).net_connections()),
+                   10, "the sink's connection")
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         if second_signal:
