@@ -6,14 +6,20 @@ the request but never answers, so the sink cannot deliver what it holds."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
+import psutil
 import pytest
 
 from tests.brokers import wait_until
@@ -74,3 +80,75 @@ def test_a_drain_that_cannot_finish_stops_hard_and_exits_1(
     assert f"error: {why} before " in text
     assert "Traceback" not in text and "Run Complete" not in text
     assert out and out[0].count(b'"stream": "Echo"') == 2  # standard output got what was written before
+
+
+TWO_CONTEXTS = """context front
+context back
+
+stream Passed = R.context(front).where(v > 0).emit(context: back, v: v)
+stream Padded = Passed.context(back).emit(v: v, pad: "{pad}")
+""".format(pad="x" * 200)
+
+
+@pytest.mark.parametrize(("options", "second_signal", "why"), [
+    ([], True, "stopped by a second signal"),
+    (["--drain-timeout", "500ms"], False, "the drain took longer than --drain-timeout 0.5s"),
+], ids=["second-signal", "deadline"])
+def test_a_run_of_workers_whose_standard_output_nobody_reads_still_stops_hard(
+        tmp_path: Path, options: list[str], second_signal: bool, why: str) -> None:
+    """The supervisor writes the records to a pipe nobody reads, so that write never ends: a first
+    SIGTERM cannot drain, and a second one (or the drain's deadline) still stops the run hard, at
+    once, leaving nothing."""
+    (tmp_path / "p.vpl").write_text(TWO_CONTEXTS)
+    run_dirs = Path(tempfile.mkdtemp(prefix="runs-", dir="/tmp"))  # short: ipc:// paths are limited
+    proc = subprocess.Popen([*varpulis_command(), "run", str(tmp_path / "p.vpl"), *options],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "XDG_RUNTIME_DIR": str(run_dirs)})
+    err: list[bytes] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read() if proc.stderr else b""), daemon=True)
+    reader.start()
+    children: list[psutil.Process] = []
+    try:
+        assert proc.stdin is not None
+        # About 4 MB of records for a 64 KiB pipe; standard input stays open: only signals end the run.
+        feeder = threading.Thread(target=_feed, args=(proc.stdin, 20_000), daemon=True)
+        feeder.start()
+        wait_until(lambda: len(psutil.Process(proc.pid).children()) >= 2, 10, "the workers")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        wait_until(lambda: list(run_dirs.glob("vmp-*")) != [], 10, "the run directory")
+        time.sleep(1.5)  # the pipe is full and the supervisor waits in its write
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert proc.poll() is None  # the drain cannot finish: the records cannot be written
+        if second_signal:
+            proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: proc.poll() is not None, 5, "the hard stop")  # before: never
+        reader.join(5)
+        text = err[0].decode() if err else ""
+        assert proc.returncode == 1, text
+        assert f"error: {why} before context '" in text
+        assert "Traceback" not in text and "Run Complete" not in text
+        wait_until(lambda: not any(_alive(c) for c in children), 5, "the workers' end")
+        assert list(run_dirs.glob("vmp-*")) == []  # the run directory, and its sockets, removed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        shutil.rmtree(run_dirs, ignore_errors=True)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _feed(stdin: IO[bytes], count: int) -> None:
+    with contextlib.suppress(BrokenPipeError, ValueError):
+        stdin.write(b"".join(b"@%d R { v: %d }\n" % (i, i + 1) for i in range(count)))
+        stdin.flush()

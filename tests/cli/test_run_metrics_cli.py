@@ -8,8 +8,11 @@ import contextlib
 import re
 import socket
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -133,3 +136,56 @@ def test_metrics_host_and_port_need_metrics(tmp_path: Path) -> None:
         assert proc.returncode == 2
         assert f"error: {option} needs --metrics" in proc.stderr
         assert proc.stdout == ""
+
+
+PASS_ON = """context front
+context back
+
+stream Passed = R.context(front).where(v > 0).emit(context: back, v: v)
+stream Kept = Passed.context(back).where(v > 0).emit(v: v)
+"""
+CHANNEL = 'varpulis_context_channel_utilization{from_context="front",to_context="back"}'
+
+
+def test_channel_utilization_is_how_full_the_channel_into_a_stopped_context_is(tmp_path: Path) -> None:
+    """The channel into a context that does not read fills up while events keep coming (SIGSTOP:
+    not a death for --worker-timeout 10s), and empties once it reads again."""
+    (tmp_path / "p.vpl").write_text(PASS_ON)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    stop = threading.Event()
+    with _metrics_run(tmp_path, "p.vpl", "--metrics", "--metrics-port", str(port), "--output", "none") as proc:
+        assert proc.stdin is not None
+        feeder = threading.Thread(target=_feed_steadily, args=(proc.stdin, stop), daemon=True)
+        feeder.start()
+        try:
+            wait_until(lambda: accepts(port), 30, "the metrics server")
+            wait_until(lambda: (_value(http_get(url + "/metrics")[1], 'varpulis_worker_up{context="back",worker="0"}')
+                                == 1), 30, "the workers")
+            back = next(c for c in psutil.Process(proc.pid).children() if c.name() == "vmp-back")
+            time.sleep(0.5)
+            assert (_value(http_get(url + "/metrics")[1], CHANNEL) or 0) < 0.2  # it keeps up
+            back.suspend()
+            try:
+                wait_until(lambda: (_value(http_get(url + "/metrics")[1], CHANNEL) or 0) >= 0.8, 5,
+                           "the channel into the stopped context filling up")  # before: always 0
+            finally:
+                back.resume()
+            wait_until(lambda: (_value(http_get(url + "/metrics")[1], CHANNEL) or 1) < 0.2, 10,
+                       "the channel emptying once it reads again")
+        finally:
+            stop.set()
+            feeder.join(5)
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0, (tmp_path / "stderr").read_text()
+
+
+def _feed_steadily(stdin: IO[bytes], stop: threading.Event) -> None:
+    """About 2,000 events a second until `stop`."""
+    ts = 0
+    with contextlib.suppress(BrokenPipeError, ValueError):
+        while not stop.is_set():
+            stdin.write(b"".join(b"@%d R { v: %d }\n" % (ts + i, ts + i + 1) for i in range(100)))
+            stdin.flush()
+            ts += 100
+            time.sleep(0.05)

@@ -124,6 +124,9 @@ class _PipeWatch:
         self._lost += records
         self._write([host_pipe.RESTARTS, dict(self._restarts), self._lost])
 
+    def set_channel(self, from_context: str, to_context: str, in_flight: int, capacity: int) -> None:
+        pass
+
 
 def _policy(supervision: list[Any]) -> RestartPolicy:
     """The restart policy the embedding `Runtime` asked for: [mode, max restarts, window s, ...]."""

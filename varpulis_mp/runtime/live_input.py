@@ -32,6 +32,8 @@ class WorkerWatch(Protocol):
 
     def add_lost(self, context: str, worker: int, stream: str, records: int) -> None: ...
 
+    def set_channel(self, from_context: str, to_context: str, in_flight: int, capacity: int) -> None: ...
+
 
 @dataclass
 class LiveInput:

@@ -70,6 +70,11 @@ class LossLedger:
         """What worker `worker`'s present process read, by channel and stream, as it last said."""
         return self._received.get(worker, {})
 
+    def taken(self, worker: int, channel: str) -> int:
+        """The records worker `worker` took on `channel`, all streams, as it last said (in the
+        sender's numbering, so across restarts of the receiver too)."""
+        return sum(self._known.get(worker, {}).get(channel, {}).values())
+
     def died(self, worker: int) -> None:
         """Worker `worker`'s process is gone: the next one reads from nothing."""
         self._received.pop(worker, None)

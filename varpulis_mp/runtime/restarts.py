@@ -144,6 +144,18 @@ class Restarts:
         self.last_counters[handle.index] = counters
         self.watch.apply(handle.context, 0, counters)
 
+    def channels_sent(self, src: int, sent: Any) -> None:
+        """A heartbeat's records sent on each channel of worker `src`: each channel's fill is what
+        it carried less what its receiver last said it took (RUN.md §4)."""
+        if self.watch is None or not isinstance(sent, dict):
+            return
+        workers = self.workers
+        for dst, carried in sent.items():
+            if not isinstance(dst, int) or not isinstance(carried, int) or not 0 <= dst < len(workers):
+                continue  # never a crash on a malformed heartbeat
+            in_flight = max(0, carried - self.losses.taken(dst, f"p{src}"))
+            self.watch.set_channel(workers[src].context, workers[dst].context, in_flight, workers[dst].spec.capacity)
+
     def replacement_starting(self, handle: WorkerHandle, how: str, attempt: int) -> None:
         index = handle.index
         spec = handle.spec

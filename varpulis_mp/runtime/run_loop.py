@@ -40,7 +40,6 @@ from varpulis_mp.runtime.live_input import Gathered, LiveInput
 from varpulis_mp.runtime.merger import ENDED, Merger
 from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
-from varpulis_mp.runtime.sigqueue import SignalQueue
 from varpulis_mp.runtime.stopping import POLL_S, Stopping
 from varpulis_mp.runtime.supervision import RunStopped, WorkerStartFailure
 from varpulis_mp.runtime.transport import Receiver, Transport, batch_size_for, block_lines_for, wait
@@ -66,7 +65,6 @@ class Supervisor(Stopping):
         self.display_path = display_path
         self.on_input_event = on_input_event
         self.capacity = capacity
-        self.signals = SignalQueue()
         self.reader: SourceThread | None = None
         self.blocks = any(spec.block_ingress for spec in specs)
         self.merger = Merger([s.name for s in program.streams], len(specs), plan.cross_fanout,
@@ -148,6 +146,8 @@ class Supervisor(Stopping):
                     else:
                         self.supervision.heartbeat(handle, now, draining=bool(frame[4]))
                         self.worker_counters(handle, frame[3])
+                        if len(frame) > 5:
+                            self.channels_sent(handle.index, frame[5])
                 elif kind == wire.FAIL:
                     # Exit codes mean something: a worker that cannot start stops the run.
                     name = self.workers[frame[2]].context
@@ -209,7 +209,8 @@ class Supervisor(Stopping):
                     merger.handle(i, data)
             if not self.supervision.restarts:
                 self._check_failures()
-            self._release()
+            with self.writing_output():
+                self._release()
             if router.flush_origin is not None and merger.all_ended() and all(merger.done) \
                     and not self.supervision.pending():
                 return

@@ -189,3 +189,6 @@ class _Watch:
 
     def add_lost(self, context: str, worker: int, stream: str, records: int) -> None:
         self._state.add_lost(context, worker, stream, records)
+
+    def set_channel(self, from_context: str, to_context: str, in_flight: int, capacity: int) -> None:
+        pass  # one process: its contexts share no channel

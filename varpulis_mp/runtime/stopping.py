@@ -5,18 +5,31 @@ Owns `Stopping`, the part of the supervisor (runtime/run_loop.py) that handles S
 `STOPPING=1`, the drain's deadline is armed), stops hard on a second signal or past the deadline,
 pings systemd's watchdog from the loop, and, once every worker has finished, tells them to stop
 and reaps them.
+
+The supervisor writes the records to standard output itself, and a reader that does not read
+holds that write up for as long as it likes: around it (`writing_output`) a second signal is acted
+on from its handler, which interrupts the write, and so is the drain's deadline (SIGALRM), so that
+the run can always be stopped hard (`HardStop`, after which the caller abandons standard output
+rather than flush it).
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from varpulis_mp.errors import RuntimeFailure
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import wire
+from varpulis_mp.runtime.interrupt import HardStop
 from varpulis_mp.runtime.live_input import LiveInput
 from varpulis_mp.runtime.notify import Notifier, StatusLine
 from varpulis_mp.runtime.restarts import Restarts
+from varpulis_mp.runtime.sigqueue import SignalQueue
 from varpulis_mp.runtime.transport import wait
 from varpulis_mp.runtime.worker import WorkerSpec
 
@@ -34,10 +47,12 @@ class Stopping(Restarts):
 
     def __init__(self, program: CheckedProgram, specs: list[WorkerSpec], live: LiveInput | None) -> None:
         super().__init__(program, specs, live)
+        self.signals = SignalQueue()
         self.signal_count = 0
         self.draining = False
         self.interrupted_by: int | None = None  # the signal that asked for the drain
         self.drain_deadline: float | None = None
+        self._alarm_replaced: Any = None  # SIGALRM's handler while the drain's deadline is armed in a write
         self.notifier = live.notifier if live is not None else Notifier()
         self.status_line = StatusLine(time.monotonic())
 
@@ -56,12 +71,18 @@ class Stopping(Restarts):
         run's drain deadline, if it has one)."""
         self.draining = True  # before every worker is ready, the loop starts the drain at once
         self.notifier.stopping()
-        if self.live is not None and self.live.drain_timeout_s is not None:
-            self.drain_deadline = time.monotonic() + self.live.drain_timeout_s
-            # systemd waits for the whole drain and the hard stop after it, whatever TimeoutStopSec says.
-            self.notifier.extend_timeout(int((self.live.drain_timeout_s + TERM_GRACE_S + EXIT_GRACE_S) * 1e6))
+        self._arm_drain_deadline()
         if self.router is not None:
             self.router.end_input()
+
+    def _arm_drain_deadline(self) -> None:
+        """The live run's drain deadline, if it has one, from the first signal on (once: a first
+        signal heard during a write arms it at once, and the drain itself starts after the write)."""
+        if self.live is None or self.live.drain_timeout_s is None or self.drain_deadline is not None:
+            return
+        self.drain_deadline = time.monotonic() + self.live.drain_timeout_s
+        # systemd waits for the whole drain and the hard stop after it, whatever TimeoutStopSec says.
+        self.notifier.extend_timeout(int((self.live.drain_timeout_s + TERM_GRACE_S + EXIT_GRACE_S) * 1e6))
 
     def handle_hard_stop(self, why: str = "stopped by a second signal") -> None:
         """Second signal (or a drain past its deadline): end the unfinished workers (TERM, then
@@ -70,7 +91,33 @@ class Stopping(Restarts):
         unfinished = [w for w in self.workers.handles if w.alive and not done[w.index]]
         self.workers.terminate(unfinished)
         name = unfinished[0].context if unfinished else self.workers[0].context
-        raise RuntimeFailure(f"{why} before context '{name}' finished")
+        raise HardStop(f"{why} before context '{name}' finished")
+
+    @contextmanager
+    def writing_output(self) -> Iterator[None]:
+        """Around the hand-over of records to standard output (and the sinks of this process): a
+        second signal stops hard at once, whether or not the write ever ends."""
+        self.signals.urgent = self._signal_while_writing
+        self._alarm_at_drain_deadline()
+        try:
+            yield
+        finally:
+            self.signals.urgent = None
+            if self._alarm_replaced is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, self._alarm_replaced)
+                self._alarm_replaced = None
+
+    def _signal_while_writing(self, queued: int) -> None:
+        if self.signal_count + queued < 2:
+            # A first signal waits for the loop (the drain starts once the write is done), but its
+            # deadline runs from now.
+            self._arm_drain_deadline()
+            self._alarm_at_drain_deadline()
+            return
+        self.signals.clear()
+        self.signal_count += queued
+        self.handle_hard_stop()
 
     def _tick_service(self) -> None:
         """systemd's watchdog ping and STATUS line (runtime/notify.py), from this loop: a stuck
@@ -83,8 +130,21 @@ class Stopping(Restarts):
 
     def _check_drain_deadline(self) -> None:
         if self.drain_deadline is not None and time.monotonic() > self.drain_deadline:
-            assert self.live is not None and self.live.drain_timeout_s is not None
-            self.handle_hard_stop(f"the drain took longer than --drain-timeout {self.live.drain_timeout_s:g}s")
+            self._past_drain_deadline()
+
+    def _past_drain_deadline(self) -> None:
+        assert self.live is not None and self.live.drain_timeout_s is not None
+        self.handle_hard_stop(f"the drain took longer than --drain-timeout {self.live.drain_timeout_s:g}s")
+
+    def _alarm_at_drain_deadline(self) -> None:
+        """During a write: SIGALRM at the drain's deadline, whose handler stops hard (the loop,
+        which looks at the deadline otherwise, may not turn again before the write ends)."""
+        if self.drain_deadline is None or self._alarm_replaced is not None \
+                or threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.signal(signal.SIGALRM, lambda _signum, _frame: self._past_drain_deadline())
+        self._alarm_replaced = previous if previous is not None else signal.SIG_DFL
+        signal.setitimer(signal.ITIMER_REAL, max(self.drain_deadline - time.monotonic(), 0.001))
 
     # -- the end -------------------------------------------------------------------------------
 

@@ -38,9 +38,10 @@ its data and the progress that covers it together, in order. Frames:
 * `STATS counters`, `ERROR origin diagnostic`, `FAIL message index` — a worker's final counters, a bad
   event line it found, and an internal failure, in band after the data they follow.
 * `READY index pid` — control socket only: a worker has bound its endpoints.
-* `HEARTBEAT index pid counters draining` — control socket only: a worker is alive (at least once
-  a second, also while it waits on a full channel), with its counters (runtime/metrics_counters.py's
-  form, or nil) and whether every stream it hosts has ended (its sinks may take a while to close).
+* `HEARTBEAT index pid counters draining sent` — control socket only: a worker is alive (at least
+  once a second, also while it waits on a full channel), with its counters (runtime/metrics_counters.py's
+  form, or nil), whether every stream it hosts has ended (its sinks may take a while to close) and
+  `sent[dst]`, the records its numbered channel toward worker `dst` has carried (a live run's).
 * `SEQ counts` — first frame of a numbered channel's message (a live run's channels toward a
   worker): `counts[stream]` records of that stream (or event type) were sent on the channel before
   this message. Records are numbered from 1 per (channel, stream): loss accounting (RUN.md §6).

@@ -333,7 +333,11 @@ class _Worker(WorkerInput):
             self.last_heartbeat = now
             meter = self.meter
             counters = meter.counters(self.received, self.flow.counters, self.connectors) if meter else None
-            self.ctl.try_send(wire.encode([(wire.HEARTBEAT, self.spec.index, os.getpid(), counters, self.draining)]))
+            # What each numbered channel toward a context has carried: with what the receiver says
+            # it took, the supervisor knows how full the channel is (the metrics' utilization).
+            sent = {dst: sum(box.sent.values()) for dst, box in self.dests.items() if box.numbered}
+            self.ctl.try_send(wire.encode([(wire.HEARTBEAT, self.spec.index, os.getpid(), counters, self.draining,
+                                            sent)]))
 
     def _handle(self, frames: list[list[Any]], dec: wire.ShapeDecoder, transport: Transport, channel: str) -> None:
         for frame in frames:
