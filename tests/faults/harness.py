@@ -262,11 +262,13 @@ class Killer:
             kill = Kill(time.monotonic(), context, up[context], counts[context])
             os.kill(kill.pid, self.sig)
             self.kills.append(kill)
-            self._watch(kill, kill.at + self.every_s)
+            # Until the next kill, and at least as long as the restart policy may make the
+            # replacement wait (its backoff grows with the restarts in a row, RUN.md §6).
+            self._watch(kill, kill.at + self.every_s, kill.at + 1.0 + backoff_ceiling_s(kill.attempt))
         return self.kills
 
-    def _watch(self, kill: Kill, until: float) -> None:
-        while time.monotonic() < until:
+    def _watch(self, kill: Kill, until: float, at_least_until: float) -> None:
+        while time.monotonic() < until or (kill.replaced_at is None and time.monotonic() < at_least_until):
             now_up = workers_of(self.run_pid).get(kill.context)
             if kill.replaced_at is None and now_up is not None and now_up != kill.pid:
                 kill.replaced_at = time.monotonic()
