@@ -138,6 +138,11 @@ class MetricsCollector(Collector):
         yield from (healthy, messages, circuit)
 
 
+# How often the server's loop looks whether it is asked to stop: the run's exit waits for it, so
+# short; a look is a few microseconds.
+SHUTDOWN_POLL_S: Final = 0.02
+
+
 class MetricsServerError(Exception):
     """The server cannot listen where it was asked to (a start-up error: exit 2)."""
 
@@ -157,7 +162,7 @@ class MetricsServer:
             raise MetricsServerError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from exc
         self.host = host
         self.port = int(self._http.server_address[1])
-        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S},
                                         name="metrics-server", daemon=True)
         self._thread.start()
 
