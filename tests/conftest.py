@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,16 +33,43 @@ def varpulis_command() -> list[str]:
 
 def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 60.0, cwd: Path | None = None,
             columns: int = 200) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*varpulis_command(), *args],
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": str(columns)},
-    )
-    return proc
+    """Run the command to its end. One that outlasts `timeout` fails the test with every thread's
+    Python stack of every process of its tree (see `_stacks_of_a_hung_run`)."""
+    # The fault handler prints every thread's stack on SIGABRT; the workers inherit it.
+    env = {**os.environ, "COLUMNS": str(columns), "PYTHONFAULTHANDLER": "1"}
+    with subprocess.Popen([*varpulis_command(), *args], stdin=subprocess.PIPE if stdin is not None else None,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env) as proc:
+        try:
+            out, err = proc.communicate(stdin.decode() if stdin is not None else None, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(_stacks_of_a_hung_run(proc, args, timeout)) from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _stacks_of_a_hung_run(proc: subprocess.Popen[str], args: tuple[str, ...], timeout: float) -> str:
+    """SIGABRT to the run's processes, deepest first, and what they printed: a hang that happens
+    once in many runs says where it stood."""
+    import psutil
+
+    try:
+        tree = [*reversed(psutil.Process(proc.pid).children(recursive=True)), psutil.Process(proc.pid)]
+    except psutil.NoSuchProcess:
+        tree = []
+    states = []
+    for p in tree:
+        try:
+            states.append(f"{p.pid} {p.name()} {p.status()}")
+            p.send_signal(signal.SIGABRT)
+        except psutil.NoSuchProcess:
+            continue
+        time.sleep(0.2)  # one stack at a time: they share the standard error
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return (f"varpulis-mp {' '.join(args)} did not end within {timeout}s; processes: {states}\n"
+            f"--- stdout (last 2000 chars) ---\n{out[-2000:]}\n--- stderr (stacks) ---\n{err[-20000:]}")
 
 
 @pytest.fixture
