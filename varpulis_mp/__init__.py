@@ -129,10 +129,11 @@ def simulate(program: str | os.PathLike[str] | CheckedProgram, events: Any, inli
         source = validated_events(it, frozenset(stream_names))
     outputs: list[Output] = []
     if not inline and checked.contexts and isinstance(events, os.PathLike):
-        from varpulis_mp.runtime.supervisor import run_processes
+        from varpulis_mp.runtime.handover import EveryOrigin
+        from varpulis_mp.runtime.supervisor import FileInput, ProcessOptions, run_processes
 
-        summary = run_processes(checked, os.fspath(events), os.fspath(events), outputs.extend,
-                                channel_capacity=int(options.get("channel_capacity", 1000)), pin=False)
+        summary = run_processes(checked, FileInput(os.fspath(events), os.fspath(events)), EveryOrigin(outputs.extend),
+                                ProcessOptions(int(options.get("channel_capacity", 1000)), pin=False))
     else:
         from varpulis_mp.runtime.handover import OriginsWithOutputs
 

@@ -7,6 +7,7 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,10 @@ from varpulis_mp.io.readers import read_events
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import affinity
-from varpulis_mp.runtime.handover import EveryOrigin
+from varpulis_mp.runtime.handover import Announced, EveryOrigin
 from varpulis_mp.runtime.local import run_local
 from varpulis_mp.runtime.rundir import RunDir, base_dir
-from varpulis_mp.runtime.supervisor import run_processes
+from varpulis_mp.runtime.supervisor import FileInput, ProcessOptions, run_processes
 
 
 def load(source: str, path: str = "p.vpl") -> CheckedProgram:
@@ -37,10 +38,18 @@ def run_local_file(program: CheckedProgram, events: str | os.PathLike[str],
 
 
 def run_processes_file(program: CheckedProgram, events: Any, display: str = "events.evt",
+                       on_input_event: Callable[[int, int, str], None] | None = None,
                        **options: Any) -> tuple[list[list[Output]], Summary | Exception]:
+    """Every origin's outputs (and the summary, or the exception) of a run of worker processes;
+    `options` are `ProcessOptions`' fields."""
     got: list[list[Output]] = []
+    delivery = EveryOrigin(got.append) if on_input_event is None else \
+        Announced(on_input_event, lambda outputs, flush: got.append(outputs))
+    if "unpinned" in options:
+        options["unpinned"] = frozenset(options["unpinned"])
     try:
-        summary: Summary | Exception = run_processes(program, events, display, got.append, **options)
+        summary: Summary | Exception = run_processes(program, FileInput(events, display), delivery,
+                                                     ProcessOptions(**options))
     except Exception as exc:  # noqa: BLE001 - compared with the other driver's
         summary = exc
     return got, summary

@@ -15,10 +15,10 @@ from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.jsonl import jsonl_line
 from varpulis_mp.io.readers import read_events
 from varpulis_mp.lang.checked import CheckedProgram
-from varpulis_mp.runtime.handover import OriginsWithOutputs
+from varpulis_mp.runtime.handover import Batches, OriginsWithOutputs
 from varpulis_mp.runtime.ingress_blocks import pieces
 from varpulis_mp.runtime.local import run_local
-from varpulis_mp.runtime.supervisor import run_processes
+from varpulis_mp.runtime.supervisor import FileInput, ProcessOptions, run_processes
 
 from . import BIG_PROGRAM, generate_events, load, track_run_dirs, wait_no_children
 
@@ -40,18 +40,27 @@ def local_lines(program: CheckedProgram, path: Path) -> Result:
     return lines, summary
 
 
+class _Lines:
+    """A delivery that takes the records as JSON Lines (block ingress, the workers render)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write_batch(self, outputs: list[Output], flush: bool) -> None:
+        raise AssertionError("a delivery that renders lines gets the records as lines")
+
+    def write_lines(self, lines: list[str]) -> None:
+        self.lines += lines
+
+
 def block_lines(program: CheckedProgram, path: Path, capacity: int = 1000) -> Result:
-    lines: list[str] = []
-
-    def unused(outputs: list[Output]) -> None:
-        raise AssertionError("with on_lines, the records come as lines")
-
+    taken = _Lines()
     try:
-        summary: Summary | EventFileError = run_processes(program, path, "e.evt", unused, pin=False,
-                                                          channel_capacity=capacity, on_lines=lines.extend)
+        summary: Summary | EventFileError = run_processes(program, FileInput(path, "e.evt"), taken,
+                                                          ProcessOptions(capacity, pin=False))
     except EventFileError as exc:
         summary = exc
-    return lines, summary
+    return taken.lines, summary
 
 
 def block_outputs(program: CheckedProgram, path: Path, capacity: int = 1000
@@ -59,14 +68,10 @@ def block_outputs(program: CheckedProgram, path: Path, capacity: int = 1000
     """Block ingress with Outputs (the human output's way): each origin that has some, and
     whether it is the end-of-input flush."""
     got: list[tuple[list[Output], bool]] = []
-
-    def unused(outputs: list[Output]) -> None:
-        raise AssertionError("with on_outputs, the outputs come there")
-
     try:
         summary: Summary | EventFileError = run_processes(
-            program, path, "e.evt", unused, pin=False, channel_capacity=capacity,
-            on_outputs=lambda outputs, flush: got.append((outputs, flush)))
+            program, FileInput(path, "e.evt"), Batches(lambda outputs, flush: got.append((outputs, flush))),
+            ProcessOptions(capacity, pin=False))
     except EventFileError as exc:
         summary = exc
     return got, summary

@@ -19,9 +19,9 @@ from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.errors import RuntimeFailure
 from varpulis_mp.io.jsonl import jsonl_line
 from varpulis_mp.io.readers import read_events
-from varpulis_mp.runtime.handover import EveryOrigin, OriginsWithOutputs
+from varpulis_mp.runtime.handover import Announced, EveryOrigin, OriginsWithOutputs, batches
 from varpulis_mp.runtime.local import run_local
-from varpulis_mp.runtime.supervisor import run_processes
+from varpulis_mp.runtime.supervisor import FileInput, ProcessOptions, run_processes
 
 from . import (
     BIG_PROGRAM,
@@ -54,7 +54,7 @@ def test_one_worker_per_context_during_the_run_and_none_after(big_events: Path,
             seen.update(worker_pids_by_context())
             run_dir_mode.append(os.stat(made[0]).st_mode & 0o777)
 
-    summary = run_processes(program, big_events, "big.evt", look, pin=False)
+    summary = run_processes(program, FileInput(big_events, "big.evt"), EveryOrigin(look), ProcessOptions(pin=False))
     assert set(seen) == {"ingest", "stats", "alerts", "default"}
     assert len(set(seen.values())) == 4
     assert run_dir_mode == [0o700]
@@ -78,7 +78,7 @@ def test_a_worker_ignores_sigterm_the_supervisor_handles_it(big_events: Path) ->
             for child in psutil.Process().children():
                 os.kill(child.pid, signal.SIGTERM)
 
-    summary = run_processes(program, big_events, "big.evt", term_a_worker, pin=False)
+    summary = run_processes(program, FileInput(big_events, "big.evt"), EveryOrigin(term_a_worker), ProcessOptions(pin=False))
     assert summary.interrupted_by is None and summary.events_processed >= 50_000  # the whole file
     assert wait_no_children() == []
 
@@ -98,7 +98,7 @@ def test_dead_worker_stops_the_run_naming_its_context(big_events: Path, monkeypa
             killed_at.append(time.monotonic())
 
     with pytest.raises(RuntimeFailure) as info:
-        run_processes(program, big_events, "big.evt", kill_stats, pin=False)
+        run_processes(program, FileInput(big_events, "big.evt"), EveryOrigin(kill_stats), ProcessOptions(pin=False))
     assert killed_at, "the run ended before the worker could be killed"
     assert time.monotonic() - killed_at[0] < 5.0
     assert str(info.value).startswith(f"context 'stats' worker {words}")
@@ -126,7 +126,7 @@ def test_sigterm_drains_like_the_end_of_input(big_events: Path) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     previous = signal.getsignal(signal.SIGTERM)
-    summary = run_processes(program, big_events, "big.evt", stop_once, pin=False)
+    summary = run_processes(program, FileInput(big_events, "big.evt"), EveryOrigin(stop_once), ProcessOptions(pin=False))
     assert signal.getsignal(signal.SIGTERM) == previous  # the handler is put back
     n = summary.events_processed
     assert 300 <= n < 50_000
@@ -153,7 +153,7 @@ def test_second_signal_stops_hard(big_events: Path, monkeypatch: pytest.MonkeyPa
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(RuntimeFailure, match="stopped by a second signal before context '"):
-        run_processes(program, big_events, "big.evt", twice, pin=False)
+        run_processes(program, FileInput(big_events, "big.evt"), EveryOrigin(twice), ProcessOptions(pin=False))
     assert wait_no_children() == []
     assert not os.path.exists(made[0])
 
@@ -161,7 +161,8 @@ def test_second_signal_stops_hard(big_events: Path, monkeypatch: pytest.MonkeyPa
 _LIVE_SCRIPT = textwrap.dedent("""
     import sys
     from varpulis_mp.lang.frontend import load_program
-    from varpulis_mp.runtime.supervisor import run_processes
+    from varpulis_mp.runtime.handover import EveryOrigin
+    from varpulis_mp.runtime.supervisor import FileInput, ProcessOptions, run_processes
     program = load_program('''
     context a
     stream A = T.context(a).window(3).aggregate(n: count(), s: sum(v))
@@ -171,7 +172,7 @@ _LIVE_SCRIPT = textwrap.dedent("""
         for o in outputs:
             print(o.origin, o.stream, o.kind, o.fields, flush=True)
     print("started", flush=True)
-    summary = run_processes(program, sys.stdin.buffer, '<stdin>', out, pin=False)
+    summary = run_processes(program, FileInput(sys.stdin.buffer, '<stdin>'), EveryOrigin(out), ProcessOptions(pin=False))
     print("summary", summary.events_processed, flush=True)
 """)
 
@@ -282,8 +283,9 @@ def test_slow_consumer_stops_the_router_and_memory_stays_bounded(tmp_path: Path)
     got: list[list[Output]] = []
     watcher = threading.Thread(target=monitor, daemon=True)
     watcher.start()
-    summary = run_processes(program, source, "gen.evt", got.append,  # type: ignore[arg-type]
-                            channel_capacity=capacity, pin=False, on_input_event=on_input)
+    summary = run_processes(program, FileInput(source, "gen.evt"),  # type: ignore[arg-type]
+                            Announced(on_input, lambda outputs, flush: got.append(outputs)),
+                            ProcessOptions(capacity, pin=False))
     watcher.join(10)
     print("backpressure report", report)
     assert "plateau" in report, report
@@ -328,7 +330,7 @@ def test_worker_that_cannot_start_stops_the_run_with_its_message(tmp_path: Path,
     path = tmp_path / "e.evt"
     path.write_text("@1 T { v: 1 }\n", encoding="utf-8")
     with pytest.raises(RuntimeFailure, match="context 'b' worker failed to start: RuntimeError: cannot build"):
-        run_processes(load(FAILING), path, "e.evt", lambda o: None, pin=False)
+        run_processes(load(FAILING), FileInput(path, "e.evt"), EveryOrigin(lambda o: None), ProcessOptions(pin=False))
     assert wait_no_children() == []
     assert not os.path.exists(made[0])
 
@@ -349,7 +351,7 @@ def test_worker_failing_while_running_stops_the_run(tmp_path: Path, monkeypatch:
     path.write_text("".join(f"@{i} T {{ v: {i} }}\n" for i in range(1, 2000)), encoding="utf-8")
     got: list[list[Output]] = []
     with pytest.raises(RuntimeFailure, match="context 'b' worker failed: ValueError: bad record"):
-        run_processes(load(FAILING), path, "e.evt", got.append, pin=False)
+        run_processes(load(FAILING), FileInput(path, "e.evt"), EveryOrigin(got.append), ProcessOptions(pin=False))
     assert len(got) < 500
     assert wait_no_children() == []
 
@@ -364,7 +366,7 @@ def test_an_exception_in_the_output_callback_leaves_nothing_behind(big_events: P
             raise BrokenPipeError("standard output closed")
 
     with pytest.raises(BrokenPipeError):
-        run_processes(load(BIG_PROGRAM), big_events, "big.evt", fail, pin=False)
+        run_processes(load(BIG_PROGRAM), FileInput(big_events, "big.evt"), EveryOrigin(fail), ProcessOptions(pin=False))
     assert wait_no_children() == []
     assert not os.path.exists(made[0])
 
@@ -404,14 +406,14 @@ def test_slow_consumer_stops_block_ingress_and_memory_stays_bounded(tmp_path: Pa
         finally:
             os.kill(pid, signal.SIGCONT)
 
-    def unused(outputs: list[Output]) -> None:
-        raise AssertionError("with on_lines, the records come as lines")
+    def unused(outputs: list[Output], flush: bool) -> None:
+        raise AssertionError("a delivery that renders lines gets the records as lines")
 
     lines: list[str] = []
     watcher = threading.Thread(target=monitor, daemon=True)
     watcher.start()
-    summary = run_processes(program, source, "gen.evt", unused, channel_capacity=capacity, pin=False,
-                            on_lines=lines.extend)
+    summary = run_processes(program, FileInput(source, "gen.evt"), batches(unused, lines.extend),  # type: ignore[arg-type]
+                            ProcessOptions(capacity, pin=False))
     watcher.join(10)
     print("backpressure report (bytes)", report)
     size = len(b"@100000 T { v: 1 }\n")

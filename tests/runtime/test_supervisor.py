@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import CONFORMANCE, conformance_cases, needs_shared
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.runtime import affinity
-from varpulis_mp.runtime.supervisor import run_processes
+from varpulis_mp.runtime.handover import EveryOrigin
+from varpulis_mp.runtime.supervisor import FileInput, ProcessOptions, run_processes
 
 from . import (
     BIG_PROGRAM,
@@ -185,10 +186,10 @@ def test_workers_are_pinned_to_their_cores(tmp_path: Path) -> None:
             for name, pid in worker_pids_by_context().items():
                 seen[name] = affinity.process_affinity(pid)
 
-    run_processes(program, path, "e.evt", look, pin=True)
+    run_processes(program, FileInput(path, "e.evt"), EveryOrigin(look))
     assert seen == {"first": [0], "second": [last]}
     seen.clear()
-    run_processes(program, path, "e.evt", look, pin=True, unpinned={"second"})
+    run_processes(program, FileInput(path, "e.evt"), EveryOrigin(look), ProcessOptions(unpinned=frozenset({"second"})))
     assert seen == {"first": [0], "second": cores}
     assert wait_no_children() == []
 
@@ -243,7 +244,7 @@ def test_context_with_an_unavailable_core_runs_unpinned(tmp_path: Path) -> None:
     expected, expected_summary = run_local_file(program, path)
     got, summary = run_processes_file(program, path, pin=True)
     assert got == expected and summary == expected_summary
-    run_processes(program, path, "e.evt", look, pin=True)
+    run_processes(program, FileInput(path, "e.evt"), EveryOrigin(look))
     if affinity.supports_affinity():
         assert seen == {"first": affinity.available_cores(), "second": affinity.available_cores()}
 

@@ -11,7 +11,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.errors import (
@@ -268,39 +268,26 @@ def _simulate(
         bar.start()
     try:
         if processes:
-            from varpulis_mp.runtime.supervisor import run_processes
+            from varpulis_mp.runtime.handover import Announced, Batches, Delivery
+            from varpulis_mp.runtime.supervisor import FileInput, ProcessOptions, run_processes
 
             source: IO[bytes] | replay.PacedSource = handle
             if not options.immediate:
                 source = replay.PacedSource(handle, options.speed)
+            delivery: Delivery
             if jsonl is not None and options.immediate:
                 # Nothing to show per input event: the workers write the records, the supervisor
                 # only puts them in order.
-                summary = run_processes(checked, source, display, jsonl.write_outputs,  # type: ignore[arg-type]
-                                        channel_capacity=options.channel_capacity, pin=True,
-                                        unpinned=unpinned, skip_empty=True, on_lines=jsonl.write_lines)
+                delivery = jsonl
             elif human is not None and options.immediate and not options.verbose:
                 # Nothing to show per input event either: whole blocks to the workers, and the
                 # human lines of each origin that has some.
-                sink = human
-
-                def show(outputs: list[Output], flush: bool) -> None:
-                    sink.write_outputs(outputs, flush=flush)
-
-                summary = run_processes(checked, source, display, show_nothing,  # type: ignore[arg-type]
-                                        channel_capacity=options.channel_capacity, pin=True,
-                                        unpinned=unpinned, on_outputs=show)
+                delivery = Batches(human.write_outputs)
             else:
-                summary = run_processes(
-                    checked,
-                    source,  # type: ignore[arg-type]
-                    display,
-                    on_origin,
-                    channel_capacity=options.channel_capacity,
-                    pin=True,
-                    unpinned=unpinned,
-                    on_input_event=on_input,
-                )
+                delivery = Announced(on_input, lambda outputs, flush: on_origin(outputs))
+            # A paced source reads like a binary file.
+            summary = run_processes(checked, FileInput(cast(IO[bytes], source), display), delivery,
+                                    ProcessOptions(options.channel_capacity, True, frozenset(unpinned)))
         else:
             from varpulis_mp.runtime.handover import EveryOrigin
             from varpulis_mp.runtime.local import run_local
@@ -352,10 +339,6 @@ def exit_status(summary: Summary) -> int:
 def _stop_bar(bar: ProgressBar | None) -> None:
     if bar is not None:
         bar.done()
-
-
-def show_nothing(outputs: list[Output]) -> None:
-    """The per-origin callback where another one shows the outputs."""
 
 
 def _close_sinks(human: HumanSink | None, jsonl: JsonlSink | None) -> None:
@@ -552,19 +535,19 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
               notifier: Notifier, metrics: RunHooks) -> Summary:
     if _uses_processes(checked, options.inline):
         from varpulis_mp.runtime import live
-        from varpulis_mp.runtime.supervisor import LiveInput, run_processes
+        from varpulis_mp.runtime.handover import batches
+        from varpulis_mp.runtime.supervisor import LiveInput, ProcessOptions, run_processes
 
         # The connectors' clients start in the supervisor once the workers are forked.
-        return run_processes(checked, sys.stdin.buffer, live.DISPLAY_PATH, lambda outputs: None,
-                             channel_capacity=options.channel_capacity, pin=True,
-                             live=LiveInput(feed, metrics.deliver(records.deliver),
-                                            on_start=metrics.on_start(records.start),
-                                            drain_timeout_s=options.drain_timeout_s, sinks=sinks,
-                                            subscriptions=subscriptions,
-                                            on_lines=records.lines_taker(), notifier=notifier,
-                                            restart=options.restart_policy(),
-                                            worker_timeout_s=options.worker_timeout_s,
-                                            watch=metrics.worker_watch()))
+        return run_processes(checked, LiveInput(feed, live.DISPLAY_PATH,
+                                                on_start=metrics.on_start(records.start),
+                                                drain_timeout_s=options.drain_timeout_s, sinks=sinks,
+                                                subscriptions=subscriptions, notifier=notifier,
+                                                restart=options.restart_policy(),
+                                                worker_timeout_s=options.worker_timeout_s,
+                                                watch=metrics.worker_watch()),
+                             batches(metrics.deliver(records.deliver), records.lines_taker()),
+                             ProcessOptions(options.channel_capacity))
     from varpulis_mp.runtime.live import run_live
 
     metrics.on_start(records.start)()

@@ -11,7 +11,9 @@ Owns the `Delivery` protocol and its optional capabilities, by which a driver (`
 * a delivery that `RendersLines` (`write_lines(lines)`) takes records already written as JSON Lines:
   the workers render them, and the supervisor only orders strings.
 
-`EveryOrigin` and `OriginsWithOutputs` adapt a plain callback (tests, the Python API).
+`EveryOrigin` and `OriginsWithOutputs` adapt a plain callback (tests, the Python API);
+`Announced` a pair of them (the verbose display); `batches` a live run's record router, with its
+JSON Lines taker when it has one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Protocol, runtime_checkable
 
 from varpulis_mp.engine.output import Output
 
-__all__ = ["Announces", "Delivery", "EveryOrigin", "OriginsWithOutputs", "RendersLines"]
+__all__ = ["Announced", "Announces", "Batches", "Delivery", "EveryOrigin", "OriginsWithOutputs", "RendersLines", "batches"]
 
 
 class Delivery(Protocol):
@@ -64,3 +66,47 @@ class OriginsWithOutputs:
     def write_batch(self, outputs: list[Output], flush: bool) -> None:
         if outputs:
             self._take(outputs)
+
+
+class Announced:
+    """Calls `announce(n, ts, type)` for every input event and `take(outputs, flush)` for every
+    origin, empty ones included."""
+
+    def __init__(self, announce: Callable[[int, int, str], object],
+                 take: Callable[[list[Output], bool], object]) -> None:
+        self._announce = announce
+        self._take = take
+
+    def input_event(self, n: int, ts: int, type_name: str) -> None:
+        self._announce(n, ts, type_name)
+
+    def write_batch(self, outputs: list[Output], flush: bool) -> None:
+        self._take(outputs, flush)
+
+
+class Batches:
+    """Calls `take(outputs, flush)` for each batch."""
+
+    def __init__(self, take: Callable[[list[Output], bool], object]) -> None:
+        self._take = take
+
+    def write_batch(self, outputs: list[Output], flush: bool) -> None:
+        self._take(outputs, flush)
+
+
+class _BatchesOrLines(Batches):
+    """A `Batches` that takes the records as JSON Lines when the driver can give them so."""
+
+    def __init__(self, take: Callable[[list[Output], bool], object], lines: Callable[[list[str]], object]) -> None:
+        super().__init__(take)
+        self._lines = lines
+
+    def write_lines(self, lines: list[str]) -> None:
+        self._lines(lines)
+
+
+def batches(take: Callable[[list[Output], bool], object],
+            lines: Callable[[list[str]], object] | None = None) -> Delivery:
+    """`take(outputs, flush)` for each batch, or `lines(lines)` for the records as JSON Lines when
+    given (`RecordRouter.lines_taker`, runtime/outputs.py)."""
+    return Batches(take) if lines is None else _BatchesOrLines(take, lines)

@@ -83,14 +83,15 @@ def main() -> int:
     feed = LiveFeed([FeedSource("post", "<post>", posted, ends_feed=True)], [s.name for s in checked.streams],
                     RejectionLog())
     records = RecordRouter(_PipeRecords(write), {})  # the sinks run in their streams' workers
-    from varpulis_mp.runtime.supervisor import LiveInput, run_processes
+    from varpulis_mp.runtime.handover import Batches
+    from varpulis_mp.runtime.supervisor import LiveInput, ProcessOptions, run_processes
 
     try:
-        summary = run_processes(checked, sys.stdin.buffer, "<post>", lambda outputs: None,
-                                channel_capacity=capacity, pin=True,
-                                live=LiveInput(feed, records.deliver, on_start=records.start, sinks=sinks,
-                                               subscriptions=subscriptions, restart=_policy(supervision),
-                                               worker_timeout_s=float(supervision[3]), watch=_PipeWatch(write)))
+        summary = run_processes(checked,
+                                LiveInput(feed, "<post>", on_start=records.start, sinks=sinks,
+                                          subscriptions=subscriptions, restart=_policy(supervision),
+                                          worker_timeout_s=float(supervision[3]), watch=_PipeWatch(write)),
+                                Batches(records.deliver), ProcessOptions(capacity))
         records.close()
     except RuntimeFailure as exc:
         write([host_pipe.FAILED, str(exc)])

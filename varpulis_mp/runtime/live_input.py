@@ -37,24 +37,19 @@ class WorkerWatch(Protocol):
 
 @dataclass
 class LiveInput:
-    """A live run's input (`run`): the events of `feed` as they arrive (the default input and the
-    subscriptions; bad input reported, counted and skipped), wall-clock times and session closing
-    (runtime/ingress_live.py).
-
-    `on_origin(outputs, flush)` replaces `on_origin_complete`: `flush` is true for the outputs of the
-    end-of-input flush. With `on_lines` the records are wanted as JSON Lines only (`run --output
-    jsonl` or `none`): the workers write them, and `on_lines` gets them in canonical order, each
-    release of the merger in one call, instead of `on_origin`.
+    """A live run's input (`run`, `Runtime`): the events of `feed` as they arrive (the default
+    input and the subscriptions; bad input reported, counted and skipped), wall-clock times and
+    session closing (runtime/ingress_live.py). Its outputs go to the delivery given beside it
+    (`run_processes`), each release of the merger in one call.
     """
 
     feed: LiveFeed
-    on_origin: Callable[[list[Output], bool], None]
+    display_path: str = "<stdin>"  # the default input's name in diagnostics
     on_start: Callable[[], None] | None = None  # called once the workers are forked (clients start there)
     drain_timeout_s: float | None = None  # how long a drain may take once a signal asked for it
     sinks: dict[str, list[Sink]] = field(default_factory=dict)  # stream -> its `.to`s, run by its worker
     # context -> the subscriptions its worker runs (RUN.md §1.2), relayed to `feed` (runtime/relay.py)
     subscriptions: dict[str, list[FeedSource]] = field(default_factory=dict)
-    on_lines: Callable[[list[str]], None] | None = None
     notifier: Notifier = field(default_factory=Notifier)  # systemd's (runtime/notify.py); none by default
     # Supervision (RUN.md §6): the restart policy (None: a dead worker stops the run), how long a
     # worker may stay silent, and who hears of the workers' lives (the metrics).

@@ -10,73 +10,85 @@ processes) and runtime/restarts.py's (what a restart changes).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+from dataclasses import dataclass
 from typing import IO
 
 from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.engine.plan import Plan, build_plan
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import affinity, wire
+from varpulis_mp.runtime.handover import Announces, Delivery, RendersLines
 from varpulis_mp.runtime.live_feed import FeedSource
 from varpulis_mp.runtime.live_input import Gathered, LiveInput
 from varpulis_mp.runtime.relay import RelayedSource
 from varpulis_mp.runtime.run_loop import Supervisor
 from varpulis_mp.runtime.worker import WorkerSpec
 
-__all__ = ["LiveInput", "run_processes", "worker_specs"]
+__all__ = ["FileInput", "LiveInput", "ProcessOptions", "run_processes", "worker_specs"]
 
 
-def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str] | IO[bytes],
-                  display_path: str, on_origin_complete: Callable[[list[Output]], None], *,
-                  channel_capacity: int = 1000, pin: bool = True, unpinned: set[str] | None = None,
-                  on_input_event: Callable[[int, int, str], None] | None = None,
-                  skip_empty: bool = False, on_lines: Callable[[list[str]], None] | None = None,
-                  on_outputs: Callable[[list[Output], bool], None] | None = None,
-                  live: LiveInput | None = None) -> Summary:
-    """Run `program` over the event source with one worker process per context.
+@dataclass(frozen=True)
+class FileInput:
+    """An event file's input (`simulate`, the Python API): a path or a binary stream (a paced
+    source, runtime/replay.py, reads like one), named `display_path` in diagnostics."""
 
-    `on_origin_complete` gets each origin's Outputs in canonical order, origins increasing (empty
-    lists included unless `skip_empty`), then the end-of-input flush (origin N+1). `on_input_event(origin, ts, type)`
-    is called as each event is read, before it is forwarded. Contexts named in `unpinned`, and all
-    of them when `pin` is false, run on every available core.
+    source: str | os.PathLike[str] | IO[bytes]
+    display_path: str
 
-    With `on_lines` (and no `on_input_event`) the output is JSON Lines: the workers write their
-    records themselves, `on_lines` gets them in canonical order instead of `on_origin_complete`,
-    and the input travels as whole blocks of lines (block ingress, runtime/blocks.py).
 
-    With `on_outputs` (and no `on_input_event`) the input travels as whole blocks too, and
-    `on_outputs(outputs, flush)` gets the Outputs of each origin that has some, in canonical order,
-    instead of `on_origin_complete`; `flush` is true for the end-of-input flush. Origins are then
-    line numbers.
+@dataclass(frozen=True)
+class ProcessOptions:
+    """How the worker processes run: events per channel, and core pinning (contexts named in
+    `unpinned`, and all of them when `pin` is false, run on every available core)."""
 
-    With `live` the input is a live run's (`LiveInput`, whose `on_origin` then gets the outputs).
+    channel_capacity: int = 1000
+    pin: bool = True
+    unpinned: frozenset[str] = frozenset()
+
+
+def run_processes(program: CheckedProgram, source: FileInput | LiveInput, delivery: Delivery,
+                  options: ProcessOptions = ProcessOptions()) -> Summary:
+    """Run `program` over `source` with one worker process per context; the outputs go to
+    `delivery` in canonical order (runtime/handover.py says what each kind of delivery gets).
+
+    The capabilities of `delivery` choose how the input travels, never a flag:
+    * one that `Announces` sees every input event as it is read, before it is forwarded, and gets a
+      `write_batch` for every origin, empty ones included: the router cuts the input by event type
+      and numbers the events itself (a file input only);
+    * otherwise the input travels as whole blocks of lines (block ingress, runtime/blocks.py) and
+      `write_batch(outputs, flush)` gets the outputs of each origin that has some (origins are then
+      line numbers; in a live run, those of each release of the merger at once), `flush` true for
+      the end-of-input flush;
+    * one that `RendersLines` gets the records as JSON Lines instead: the workers write them, and
+      `write_lines` gets them in canonical order.
     """
-    if channel_capacity < 1:
+    if options.channel_capacity < 1:
         raise ValueError("channel_capacity must be at least 1")
-    takers = [x for x in (on_lines, on_outputs, live, on_input_event) if x is not None]
-    if len(takers) > 1:
-        raise ValueError("give at most one of on_lines, on_outputs, live and on_input_event")
+    live = source if isinstance(source, LiveInput) else None
+    announces = isinstance(delivery, Announces)
+    if live is not None and announces:
+        raise ValueError("a live run announces no input event: give a delivery without input_event")
+    lines = delivery.write_lines if isinstance(delivery, RendersLines) and not announces else None
     plan = build_plan(program)
-    whole = on_lines is not None or on_outputs is not None
-    blocks = whole and any(c.event_types for c in plan.contexts)
-    live_lines = live.on_lines if live is not None else None
-    specs = worker_specs(plan, channel_capacity, display_path, pin, unpinned or set(), block_ingress=blocks,
-                         jsonl_out=on_lines is not None or live_lines is not None, prompt=live is not None)
+    blocks = live is None and not announces and any(c.event_types for c in plan.contexts)
+    display_path = source.display_path
+    specs = worker_specs(plan, options.channel_capacity, display_path, options.pin, set(options.unpinned),
+                         block_ingress=blocks, jsonl_out=lines is not None, prompt=live is not None)
     if live is not None:
         for spec in specs:  # each stream's sinks run in the worker of its context (RUN.md §1.2)
             spec.sinks = {name: live.sinks[name] for name in spec.streams if name in live.sinks}
-    with_flush = live.on_origin if live is not None and live_lines is None else on_outputs
-    gathered = Gathered(live.on_origin) if live is not None and live_lines is None else None
-    if with_flush is not None:
-        tell = gathered.add if gathered is not None else with_flush
+    gathered = Gathered(delivery.write_batch) if live is not None and lines is None else None
+    tell = gathered.add if gathered is not None else delivery.write_batch
 
-        def on_origin_complete(outputs: list[Output]) -> None:
-            flush_origin = sup.router.flush_origin if sup.router is not None else None
-            tell(outputs, flush_origin is not None and bool(outputs) and outputs[0].origin >= flush_origin)
+    def on_origin_complete(outputs: list[Output]) -> None:
+        flush_origin = sup.router.flush_origin if sup.router is not None else None
+        tell(outputs, flush_origin is not None and bool(outputs) and outputs[0].origin >= flush_origin)
 
-    sup = Supervisor(program, plan, specs, events_source, display_path, on_origin_complete,
-                      on_input_event, channel_capacity, skip_empty or whole or live is not None,
-                      on_lines or live_lines, live, gathered)
+    events = source.source if isinstance(source, FileInput) else sys.stdin.buffer
+    sup = Supervisor(program, plan, specs, events, display_path, on_origin_complete,
+                     delivery.input_event if isinstance(delivery, Announces) else None,
+                     options.channel_capacity, not announces, lines, live, gathered)
     if live is not None:
         _relay_subscriptions(sup, live, specs)
     return sup.run()
