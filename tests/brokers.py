@@ -17,8 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -241,8 +243,8 @@ def take_until(partition, done, timeout: float = 10.0):  # type: ignore[no-untyp
     runtime does once its records are out (that is when a QoS 1 message is acknowledged)."""
     import select
 
-    events: list = []
-    rejected: list = []
+    events: list[Any] = []
+    rejected: list[Any] = []
     poller = select.poll()
     poller.register(partition.wake_fd(), select.POLLIN)
     deadline = time.monotonic() + timeout
@@ -325,7 +327,7 @@ class NatsClient:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
 
-        async def start():  # type: ignore[no-untyped-def]
+        async def start() -> Any:
             nc = await nats.connect(url, allow_reconnect=False)
             if subscribe is not None:
                 async def on_msg(msg) -> None:  # type: ignore[no-untyped-def]
@@ -337,7 +339,7 @@ class NatsClient:
 
         self._nc = self._run(start())
 
-    def _run(self, coro):  # type: ignore[no-untyped-def]
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         import asyncio
 
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(START_TIMEOUT_S)

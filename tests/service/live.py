@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import pytest
 
@@ -37,7 +37,7 @@ class LiveRun:
         for reader in self._readers:
             reader.start()
 
-    def __enter__(self) -> LiveRun:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
