@@ -163,21 +163,25 @@ def test_channel_utilization_is_how_full_the_channel_into_a_stopped_context_is(t
             wait_until(lambda: (_value(http_get(url + "/metrics")[1], 'varpulis_worker_up{context="back",worker="0"}')
                                 == 1), 30, "the workers")
             back = next(c for c in psutil.Process(proc.pid).children() if c.name() == "vmp-back")
-            time.sleep(0.5)
-            assert (_value(http_get(url + "/metrics")[1], CHANNEL) or 0) < 0.2  # it keeps up
+            wait_until(lambda: _below(url, 0.2), 10, "the channel keeping up")
             back.suspend()
             try:
                 wait_until(lambda: (_value(http_get(url + "/metrics")[1], CHANNEL) or 0) >= 0.8, 5,
                            "the channel into the stopped context filling up")  # before: always 0
             finally:
                 back.resume()
-            wait_until(lambda: (_value(http_get(url + "/metrics")[1], CHANNEL) or 1) < 0.2, 10,
-                       "the channel emptying once it reads again")
+            wait_until(lambda: _below(url, 0.2), 10, "the channel emptying once it reads again")
         finally:
             stop.set()
             feeder.join(5)
         proc.stdin.close()
         assert proc.wait(timeout=30) == 0, (tmp_path / "stderr").read_text()
+
+
+def _below(url: str, limit: float) -> bool:
+    """The channel's utilization is exported and below `limit` (0.0 included)."""
+    value = _value(http_get(url + "/metrics")[1], CHANNEL)
+    return value is not None and value < limit
 
 
 def _feed_steadily(stdin: IO[bytes], stop: threading.Event) -> None:
