@@ -163,10 +163,10 @@ def test_jsonl_sink_is_fast() -> None:
             for i in range(100_000)]
     stream = io.StringIO()
     sink = JsonlSink(stream)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: what the sink costs, however loaded the machine is
     sink.write_outputs(outs)
     sink.close()
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert stream.getvalue().count("\n") == 100_000
     # Hundreds of thousands of records per second, with a wide margin for slow machines.
     assert elapsed < 1.0

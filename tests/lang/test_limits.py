@@ -15,7 +15,7 @@ N = 10_000
 
 
 def err(src: str | bytes) -> tuple[int, int, str]:
-    start = time.perf_counter()
+    start = time.process_time()
     try:
         parse_program(src, "p.vpl")
     except ProgramError as exc:
@@ -24,7 +24,7 @@ def err(src: str | bytes) -> tuple[int, int, str]:
         got = (d.pos.line, d.pos.col, d.message)
     else:
         pytest.fail("no error")
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     return got
 
 
@@ -202,7 +202,7 @@ def test_valid_200k_program_is_fast() -> None:
         i += 1
     src = "".join(parts)
     parse_program("let warm = 1", "p")
-    start = time.perf_counter()
+    start = time.process_time()
     prog = parse_program(src, "p.vpl")
-    assert time.perf_counter() - start < 1.5
+    assert time.process_time() - start < 1.5
     assert len(prog.declarations) == i

@@ -385,7 +385,8 @@ def test_restart_never_stops_within_a_second_naming_the_context_with_the_summary
         took = time.monotonic() - killed
     finally:
         os.close(write_end)
-    assert run.returncode == 1 and took < 1.0, (took, err)
+    # At once: not after a drain or a --worker-timeout (10 s); 3 s leaves room for a loaded machine.
+    assert run.returncode == 1 and took < 3.0, (took, err)
     assert "error: context 'compute' worker killed by SIGKILL (--restart never)" in err
     assert "Run Complete" in err and "Events processed: 2000" in err
 
