@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from varpulis_mp.io.evt_text import _KEYWORDS, _NAME_RE, _UNITS, Event
 
-__all__ = ["Shape", "ShapeSet", "compile_shape", "fast_kinds", "shape_set"]
+__all__ = ["ReadRunner", "Shape", "ShapeSet", "compile_shape", "fast_kinds", "shape_set"]
 
 _FWS = r"[ \t]*"
 _FAST_AT = r"[ \t]*(?:@([0-9]{1,12})(ms|s|m|h)?[ \t]+)?"
@@ -43,6 +43,8 @@ _UNIT_OF: dict[str | None, int] = {**_UNITS, "": 1}
 EventMaker = Callable[[tuple[str | None, ...], int, Callable[[], int]], Event]
 Rows = Iterable[tuple[str | None, ...]]
 RowRunner = Callable[[Rows, int, Callable[[], int]], Iterator[Event]]
+# As a RowRunner, but a row of a type nobody reads gives its type's name instead of an event.
+ReadRunner = Callable[[Rows, int, Callable[[], int]], Iterator[Event | str]]
 # feed(rows, idx, first, time_without_at, push): push(first + idx[k], ts, fields) for the k-th row.
 RowFeeder = Callable[[Rows, list[int], int, Callable[[], int], Callable[[int, int, dict[str, object]], None]], None]
 
@@ -149,6 +151,12 @@ class ShapeSet:
     def groups(self) -> int:
         return self.pattern.groups
 
+    def reading(self, read: frozenset[str]) -> ReadRunner:
+        """A runner that builds the events of the types in `read` only; every other row gives its
+        type's name: counted, never built (a live run's input thread, whose streams may read few
+        of the types that arrive)."""
+        return _read_runner(tuple(s.key for s in self.shapes), read)
+
 
 def shape_set(shapes: tuple[Shape, ...]) -> ShapeSet:
     """The alternation of `shapes` (at least one)."""
@@ -192,3 +200,25 @@ def _shape_set(keys: tuple[tuple[str, tuple[str, ...], str], ...]) -> ShapeSet:
         assert callable(made)
         feed = made
     return ShapeSet(shapes, pattern, run, feed)
+
+
+@lru_cache(maxsize=64)
+def _read_runner(keys: tuple[tuple[str, tuple[str, ...], str], ...], read: frozenset[str]) -> ReadRunner:
+    # The branches of `_shape_set`'s run, each building its event only when its type is read.
+    lines = ["def run(rows, line, now):", "    for g in rows:"]
+    group = 2
+    for k, (etype, names, kinds) in enumerate(keys):
+        if k == len(keys) - 1:
+            lines.append("        else:" if k else "        if True:")
+        else:
+            lines.append(f"        {'elif' if k else 'if'} g[{group}]:")
+        if etype in read:
+            lines.append(f"            yield Event({etype!r}, int(g[0]) * U[g[1]] if g[0] else now(), "
+                         f"{_fields_source(names, kinds, group + 1)}, line)")
+        else:
+            lines.append(f"            yield {etype!r}")
+        group += 1 + len(names)
+    lines.append("        line += 1")
+    run = _generated("\n".join(lines) + "\n", "run")
+    assert callable(run)
+    return run

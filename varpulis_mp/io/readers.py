@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Generator, Iterator
+from typing import cast
 
 from varpulis_mp.io.evt_fast import Shape, ShapeSet, compile_shape, fast_kinds, shape_set
 from varpulis_mp.io.evt_json import parse_json_event
@@ -102,6 +103,15 @@ class EventParser:
 
     def parse_block(self, block: str, first: int) -> Iterator[Event]:
         """The events of LF-separated lines, the first being line `first` (as `parse_line` on each)."""
+        return cast(Iterator[Event], self._scan(block, first, None))
+
+    def parse_block_reading(self, block: str, first: int, read: frozenset[str]) -> Iterator[Event | str]:
+        """As `parse_block`, but a line the fast path takes whose event type is not in `read` gives
+        the type's name instead of an event: checked, never built. (Lines the precise parser takes
+        still give events, whatever their type.)"""
+        return self._scan(block, first, read)
+
+    def _scan(self, block: str, first: int, read: frozenset[str] | None) -> Iterator[Event | str]:
         pos = 0
         n = len(block)
         lineno = first
@@ -112,32 +122,33 @@ class EventParser:
             if fast is None or fast is done:
                 pos, lineno = yield from self._lines(block, pos, n, lineno)
                 continue
+            run = fast.run if read is None else fast.reading(read)
             if pos == 0 and not self._gaps:
                 # The common case: every line matches, and one C-level call finds them all.
                 rows = fast.pattern.findall(block)
                 if len(rows) == block.count("\n") + 1:
-                    yield from fast.run(rows, lineno, now)
+                    yield from run(rows, lineno, now)
                     return
                 self._gaps = True
             gaps = False
-            run: list[tuple[str | None, ...]] = []
+            rows = []
             for m in fast.pattern.finditer(block, pos):
                 start = m.start()
                 if start != pos:
                     gaps = True
-                    if run:
-                        yield from fast.run(run, lineno - len(run), now)
-                        run = []
+                    if rows:
+                        yield from run(rows, lineno - len(rows), now)
+                        rows = []
                     pos, lineno = yield from self._lines(block, pos, start - 1, lineno)
                     if pos != start:
                         break  # a rebuilt alternation goes on from `pos`
-                run.append(m.groups())
+                rows.append(m.groups())
                 pos = m.end() + 1
                 lineno += 1
             else:
                 done = fast
-            if run:
-                yield from fast.run(run, lineno - len(run), now)
+            if rows:
+                yield from run(rows, lineno - len(rows), now)
             self._gaps = gaps or pos <= n
 
     def count_block(self, block: str, first: int) -> int:

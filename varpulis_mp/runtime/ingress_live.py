@@ -79,14 +79,18 @@ class LiveReader(SourceThread):
         # (again after a restart of its worker), records numbered (loss accounting, RUN.md §6).
         boxes = [Outbox(None, self._batch, numbered=True) for _ in self._worker_types]
         last_tick = time.monotonic()
-        for arrived in self._feed.chunks(self._halt.is_set, tick_s or POLL_S):
+        feed = self._feed
+        # Events of types no worker reads are counted, never built (each takes an origin as before).
+        feed.build_only(self._readers_of)
+        for arrived in feed.chunks(self._halt.is_set, tick_s or POLL_S):
             if self._reshape:
                 with self._reshape_lock:
                     restarted, self._reshape = self._reshape, set()
                 for w in restarted:
                     boxes[w].reshape()
             before = self.origin
-            events = unread = 0
+            events = unread = sum(feed.unbuilt.values()) if feed.unbuilt else 0
+            self.origin += events
             for event in arrived:
                 events += 1
                 self.origin += 1
@@ -104,7 +108,7 @@ class LiveReader(SourceThread):
                         boxes[w].add((wire.TICK, self.origin, wall_clock_ms()))
             if self.origin == before:
                 continue  # nothing arrived and no tick is due
-            self._feed.mark(self.origin)
+            feed.mark(self.origin)
             for w, types in enumerate(self._worker_types):
                 if types:
                     boxes[w].add((wire.PROGRESS, types, self.origin))

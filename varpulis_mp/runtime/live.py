@@ -121,6 +121,7 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
             try:
                 feed.start()  # the clients exist: ready (a broker that is down does not hold it back)
                 service.ready()
+                feed.build_only(event_types)  # the others are counted, never built
                 for events in feed.chunks(stop.is_set, tick_s):
                     service.tick(time.monotonic(), status)
                     if gaps and time.monotonic() - last_expire >= tick_s:
@@ -128,6 +129,10 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
                         flow.expire_sessions(wall_clock_ms(), n)
                         if pending:
                             hand_over(False)
+                    if feed.unbuilt:
+                        skipped = sum(feed.unbuilt.values())
+                        n += skipped
+                        unread += skipped
                     push = flow.push_event
                     for event in events:
                         n += 1

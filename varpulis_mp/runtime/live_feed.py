@@ -16,7 +16,7 @@ import re
 import select
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -101,6 +101,15 @@ class LiveFeed:
         # (origin, (partition, batches)) of chunks whose records are not all out yet (worker processes).
         self._marks: deque[tuple[int, list[tuple[CommittingSource, int]]]] = deque()
         self._lock = threading.Lock()
+        self._read: frozenset[str] | None = None  # see build_only
+        # Events of the last chunk that were counted, not built: how many of each type.
+        self.unbuilt: Counter[str] = Counter()
+
+    def build_only(self, read: Collection[str]) -> None:
+        """From now on the default input's lines of other event types than `read` (what the
+        program's streams read) are checked and counted in `unbuilt`, chunk by chunk, instead of
+        being built into events nobody takes: every reader of the feed counts them as events."""
+        self._read = frozenset(read)
 
     def add(self, source: FeedSource) -> None:
         """One more source, before the feed starts."""
@@ -162,6 +171,8 @@ class LiveFeed:
         while self._sources and not stopped() and not ended:
             ready = self._wait(tick_s)
             events: list[Event] = []
+            if self.unbuilt:
+                self.unbuilt = Counter()
             for source in ready:
                 part = source.built()
                 try:
@@ -238,12 +249,25 @@ class LiveFeed:
         events: list[Event] = []
         append = events.append
         done = len(lines)
+        read = self._read if source.types is None else None
         try:
-            for event in parser.parse_block(text, first):
-                append(event)
-        except EventFileError:
-            # The lines between the last event and the bad one hold no event: parsed again, harmlessly.
-            done = events[-1].line - first + 1 if events else 0
+            if read is None:
+                for event in parser.parse_block(text, first):
+                    append(event)
+            else:
+                unbuilt: list[str] = []
+                skip = unbuilt.append
+                try:
+                    for item in parser.parse_block_reading(text, first, read):
+                        if isinstance(item, str):
+                            skip(item)
+                        else:
+                            append(item)
+                finally:
+                    self.unbuilt.update(unbuilt)
+        except EventFileError as exc:
+            # Every line before the bad one was taken; from the bad one on, line by line.
+            done = exc.diagnostics[0].pos.line - first
         if source.types is None:
             into += events
         else:

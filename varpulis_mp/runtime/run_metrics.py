@@ -60,6 +60,8 @@ class CountingFeed(LiveFeed):
         for events in super().chunks(stopped, tick_s):
             if events:
                 count(map(_TYPE, events))
+            if self.unbuilt:
+                count(self.unbuilt)  # events of types no stream reads: counted, not built
             yield events
 
 
