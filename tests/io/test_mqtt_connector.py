@@ -113,7 +113,7 @@ def test_a_broker_down_at_start_is_waited_for(tmp_path: Path) -> None:
     spec = MQTT.source("Broker", params(broker.port), [Subscription("R", {"topic": "r"})], "ingest")
     src = spec.build(0, 1)
     try:
-        assert time.monotonic() - started < 0.5  # build() does not wait for the broker
+        assert time.monotonic() - started < 2.0  # build() does not wait for the broker (margin: a loaded machine)
         time.sleep(0.3)
         assert not src.healthy
         assert src.next_batch().events == []

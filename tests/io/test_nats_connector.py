@@ -77,7 +77,7 @@ def test_a_server_down_at_start_is_waited_for_and_a_restart_reconnects(tmp_path:
     started = time.monotonic()
     src = NATS.source("Bus", {"servers": server.url}, [Subscription("R", {"topic": "r"})], "ingest").build(0, 1)
     try:
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 2.0  # build() does not wait for the server (margin: a loaded machine)
         time.sleep(0.3)
         assert not src.healthy
         server.start()
