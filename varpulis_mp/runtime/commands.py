@@ -562,6 +562,7 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
                                             drain_timeout_s=options.drain_timeout_s, sinks=sinks,
                                             subscriptions=subscriptions,
                                             on_lines=records.lines_taker(), notifier=notifier,
+                                            on_lines_released=metrics.lines_released(),
                                             restart=options.restart_policy(),
                                             worker_timeout_s=options.worker_timeout_s,
                                             watch=metrics.worker_watch()))

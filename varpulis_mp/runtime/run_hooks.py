@@ -38,6 +38,11 @@ class RunHooks(Protocol):
         """What the drivers call with every batch of outputs, `inner` doing the delivery."""
         ...
 
+    def lines_released(self) -> Callable[[list[tuple[int, int, int, str]]], None] | None:
+        """What the merger calls with the records it handed out as JSON Lines, (origin, stream
+        index, seq, line) each, once they are out; None: nothing."""
+        ...
+
     def on_start(self, inner: Callable[[], None]) -> Callable[[], None]:
         """What the drivers call once the workers are ready, `inner` starting the sinks."""
         ...
@@ -67,6 +72,9 @@ class NoMetrics:
 
     def deliver(self, inner: Deliver) -> Deliver:
         return inner
+
+    def lines_released(self) -> Callable[[list[tuple[int, int, int, str]]], None] | None:
+        return None
 
     def on_start(self, inner: Callable[[], None]) -> Callable[[], None]:
         return inner

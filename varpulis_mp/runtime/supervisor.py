@@ -79,6 +79,7 @@ def run_processes(program: CheckedProgram, events_source: str | os.PathLike[str]
                       on_lines or live_lines, live, gathered)
     if live is not None:
         _relay_subscriptions(sup, live, specs)
+        sup.merger.on_lines_released = live.on_lines_released
     return sup.run()
 
 
