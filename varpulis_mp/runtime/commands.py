@@ -570,7 +570,7 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
 
     metrics.on_start(records.start)()
     return run_live(checked, feed, metrics.deliver(records.deliver), notifier, close=records.close,
-                    drain_timeout_s=options.drain_timeout_s)
+                    drain_timeout_s=options.drain_timeout_s, show_counters=metrics.engine_counters)
 
 
 def _live_sources(options: RunOptions, reads_default_input: bool) -> list[FeedSource]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from varpulis_mp.engine.output import Output
+from varpulis_mp.engine.output import Counters, Output
 from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.rejections import RejectionLog
 
@@ -36,6 +36,10 @@ class RunHooks(Protocol):
 
     def deliver(self, inner: Deliver) -> Deliver:
         """What the drivers call with every batch of outputs, `inner` doing the delivery."""
+        ...
+
+    def engine_counters(self, by_stream: Mapping[str, Counters]) -> None:
+        """The engine's counters by stream of a run in one process (they move as it runs)."""
         ...
 
     def lines_released(self) -> Callable[[list[tuple[int, int, int, str]]], None] | None:
@@ -72,6 +76,9 @@ class NoMetrics:
 
     def deliver(self, inner: Deliver) -> Deliver:
         return inner
+
+    def engine_counters(self, by_stream: Mapping[str, Counters]) -> None:
+        pass
 
     def lines_released(self) -> Callable[[list[tuple[int, int, int, str]]], None] | None:
         return None

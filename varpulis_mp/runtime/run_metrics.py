@@ -13,8 +13,9 @@ feeds its `MetricsState` with what this process sees itself:
 * the source-to-output latency of every record handed to standard output's writer, by the
   context of its stream (runtime/metrics_latency.py): the feed marks when each wake-up's origins
   entered, `deliver` and `lines_released` observe the records handed out;
-* in one process, the subscriptions' health and messages and, for a program with one context,
-  the process's CPU time and memory.
+* in one process, each stream's windows closed (from what is delivered), late events and
+  expression errors (the engine's counters by stream, `engine_counters`), the subscriptions' health
+  and messages and, for a program with one context, the process's CPU time and memory.
 
 The counters that only a worker knows (window flushes, late events, expression errors, its sinks and its process) come through `MetricsState.apply` from the workers' counters messages,
 which the supervisor forwards; once it does, the per-stream counts derived here give way to them.
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
-from varpulis_mp.engine.output import Output
+from varpulis_mp.engine.output import Counters, Output
 from varpulis_mp.io.connector_spec import Monitored
 from varpulis_mp.io.dead_letters import DeadLetters
 from varpulis_mp.io.readers import Event
@@ -115,6 +116,8 @@ class RunMetrics:
         self.state = MetricsState(MetricsLayout.from_plan(plan))
         self._events: Counter[str] = Counter(dict.fromkeys(plan.type_routes, 0))
         self._records: Counter[str] = Counter(dict.fromkeys(plan.stream_context, 0))
+        self._windows: Counter[str] = Counter()  # windows closed by stream (one process)
+        self._engine: Mapping[str, Counters] = {}  # the engine's counters by stream (one process)
         # stream -> (its source, whether that is a stream rather than an event type)
         self._sources = {s.name: (s.source, s.source_is_stream) for s in checked.streams}
         self._log: RejectionLog | None = None
@@ -146,8 +149,12 @@ class RunMetrics:
         self._dead_letters = dead_letters
         self._subscriptions = subscriptions
 
+    def engine_counters(self, by_stream: Mapping[str, Counters]) -> None:
+        self._engine = by_stream
+
     def deliver(self, inner: Deliver) -> Deliver:
         count = self._records.update
+        windows = self._windows.update
         latency = self._latency.records
         by_stream = len(self.state.layout.contexts) > 1
 
@@ -156,7 +163,11 @@ class RunMetrics:
             if not outputs:
                 return
             # Outputs in canonical order; counted in C when they are all records (the usual case).
-            found = outputs if all(map(_IS_RECORD, map(_KIND, outputs))) else [o for o in outputs if o.kind == "record"]
+            if all(map(_IS_RECORD, map(_KIND, outputs))):
+                found = outputs
+            else:
+                found = [o for o in outputs if o.kind == "record"]
+                windows(o.stream for o in outputs if o.kind != "record")
             count(map(_STREAM, found))
             latency(list(map(_ORIGIN, found)), list(map(_STREAM_INDEX, found)) if by_stream else None)
 
@@ -202,6 +213,7 @@ class RunMetrics:
     def _refresh(self, state: MetricsState) -> None:
         events = dict(self._events)
         records = dict(self._records)
+        windows = dict(self._windows)
         state.set_events(events)
         if self._log is not None:
             state.set_rejected(dict(self._log.counts))
@@ -217,6 +229,10 @@ class RunMetrics:
                 source, source_is_stream = self._sources.get(name, ("", False))
                 stream.processed = (records if source_is_stream else events).get(source, 0)
                 stream.output = records.get(name, 0)
+                stream.window_flushes = windows.get(name, 0)
+                engine = self._engine.get(name)
+                if engine is not None:
+                    stream.late, stream.expression_errors = engine.late_events, engine.expression_errors
             for feed_source in self._subscriptions.get(context.name, ()):
                 partition = feed_source.partition  # built here only when its client runs here
                 if isinstance(partition, Monitored):
