@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.scrape import http_get
 from varpulis_mp.engine.plan import build_plan
 from varpulis_mp.lang.frontend import load_program
-from varpulis_mp.runtime.metrics import MetricsServer, MetricsServerError
 from varpulis_mp.runtime.metrics_counters import LATENCY_BOUNDS_S, LatencyHistogram, WorkerCounters
 from varpulis_mp.runtime.metrics_latency import EntryTimes, LatencyMeter
+from varpulis_mp.runtime.metrics_server import MetricsServer, MetricsServerError
 from varpulis_mp.runtime.metrics_state import ContextLayout, MetricsLayout, MetricsState
 
 WORKER = {"context", "worker"}

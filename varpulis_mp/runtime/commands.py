@@ -450,7 +450,7 @@ def _start_metrics(options: RunOptions, checked: CheckedProgram, plan: Plan) -> 
     """The metrics server listening before anything else starts, or None once said why it cannot."""
     if options.metrics_host is None:
         return NoMetrics()
-    from varpulis_mp.runtime.metrics import MetricsServerError
+    from varpulis_mp.runtime.metrics_server import MetricsServerError
     from varpulis_mp.runtime.run_metrics import RunMetrics
 
     try:

@@ -45,7 +45,7 @@ from varpulis_mp.runtime.run_hooks import Deliver
 
 if TYPE_CHECKING:
     from varpulis_mp.engine.plan import Plan
-    from varpulis_mp.runtime.metrics import MetricsServer
+    from varpulis_mp.runtime.metrics_server import MetricsServer
 
 __all__ = ["CountingFeed", "RunMetrics"]
 
@@ -105,13 +105,13 @@ class CountingFeed(LiveFeed):
 
 
 class RunMetrics:
-    """Raises MetricsServerError (runtime/metrics.py) when the server cannot listen.
+    """Raises MetricsServerError (runtime/metrics_server.py) when the server cannot listen.
 
     The counts are plain dicts written by one thread each and copied by the scrape with `dict()`,
     which copies a dict in one step under the interpreter lock."""
 
     def __init__(self, checked: CheckedProgram, plan: Plan, host: str, port: int, *, one_process: bool) -> None:
-        from varpulis_mp.runtime.metrics import MetricsServer
+        from varpulis_mp.runtime.metrics_server import MetricsServer
 
         self.state = MetricsState(MetricsLayout.from_plan(plan))
         self._events: Counter[str] = Counter(dict.fromkeys(plan.type_routes, 0))
