@@ -18,7 +18,7 @@ from tests.runtime.test_metrics import PROGRAM
 from tests.scrape import http_get
 from varpulis_mp.engine.plan import build_plan
 from varpulis_mp.lang.frontend import load_program
-from varpulis_mp.runtime.metrics import MetricsServer
+from varpulis_mp.runtime.metrics_server import MetricsServer
 from varpulis_mp.runtime.metrics_state import MetricsLayout, MetricsState
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "examples" / "grafana" / "varpulis-mp.json"

@@ -95,3 +95,27 @@ def test_a_callback_that_raises_is_counted_and_the_runtime_goes_on() -> None:
         rt.post_many(EVENTS[:10])
         assert rt.wait_idle(10)
     assert rt.stats()["callback_errors"] == len(seen) > 0
+
+
+FAULTY = """\
+context c
+stream Plain = R.context(c).where(v > 0).emit(v: v)
+stream Faulty = R.context(c).where(v / d > 0).window(1s).aggregate(n: count())
+"""
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["worker-processes", "inline"])
+def test_stats_count_late_events_and_expression_errors_under_their_own_stream(inline: bool) -> None:
+    """Only the second stream has a late event (@500 after @3000 closed its window) and an
+    expression error (a division by zero)."""
+    with Runtime(FAULTY, inline=inline) as rt:
+        assert rt.stats()["late_events"] == {"Plain": 0, "Faulty": 0}
+        rt.post_many([("R", 1000, {"v": 1, "d": 1}), ("R", 3000, {"v": 2, "d": 0}), ("R", 500, {"v": 3, "d": 1})])
+        assert rt.wait_idle(timeout=30.0)
+        # With worker processes the counts come with the workers' heartbeats, at least once a second.
+        deadline = time.monotonic() + 10.0
+        while rt.stats()["late_events"]["Faulty"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stats = rt.stats()
+        assert stats["late_events"] == {"Plain": 0, "Faulty": 1}
+        assert stats["expression_errors"] == {"Plain": 0, "Faulty": 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 
 import msgpack
@@ -14,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.scrape import http_get
 from varpulis_mp.engine.plan import build_plan
 from varpulis_mp.lang.frontend import load_program
-from varpulis_mp.runtime.metrics import MetricsServer, MetricsServerError
-from varpulis_mp.runtime.metrics_counters import LATENCY_BOUNDS_S, WorkerCounters
+from varpulis_mp.runtime.metrics_counters import LATENCY_BOUNDS_S, LatencyHistogram, WorkerCounters
+from varpulis_mp.runtime.metrics_latency import EntryTimes, LatencyMeter
+from varpulis_mp.runtime.metrics_server import MetricsServer, MetricsServerError
 from varpulis_mp.runtime.metrics_state import ContextLayout, MetricsLayout, MetricsState
 
 WORKER = {"context", "worker"}
@@ -284,3 +286,32 @@ def _listening() -> Iterator[int]:
         other.bind(("127.0.0.1", 0))
         other.listen()
         yield int(other.getsockname()[1])
+
+
+def test_latency_is_counted_per_record_from_the_wake_up_that_brought_its_event() -> None:
+    entries = EntryTimes()
+    meter = LatencyMeter(entries, [0, 1], 2)  # stream 0 in slot 0, stream 1 in slot 1
+    now = time.monotonic()
+    entries.mark(3, now - 0.2)  # origins 1..3 entered 200 ms ago
+    entries.mark(5, now - 0.002)  # origins 4..5 entered 2 ms ago
+    entries.ended(now)  # the end-of-input flush's origins: now
+    meter.records([1, 1, 3, 4, 5, 6], [0, 1, 0, 0, 1, 1])
+    first, second = meter.copies()
+    assert (first.count, second.count) == (3, 3)
+    assert first.counts[LATENCY_BOUNDS_S.index(0.25)] == 2  # 2 records of slot 0 from 200 ms ago
+    assert first.counts[LATENCY_BOUNDS_S.index(0.0025)] == 1
+    assert second.counts[LATENCY_BOUNDS_S.index(0.25)] == 1
+    assert 0.2 * 3 < first.sum_s + second.sum_s < 0.21 * 3 + 0.05
+    entries.forget(6)  # nothing before origin 6 is wanted any more: only the end's mark is kept
+    assert entries.ends == [1 << 62]
+
+
+def test_the_supervisors_latency_is_exposed_beside_the_workers_counters() -> None:
+    state = MetricsState(MetricsLayout((ContextLayout("a", ("S",)),)))
+    observed = LatencyHistogram()
+    observed.observe(0.003, 7)
+    state.set_latency("a", 0, observed)
+    state.apply("a", 0, WorkerCounters.zero(("S",)))
+    state.worker_exited("a", 0)  # a restart banks the worker's counters; the supervisor's stay
+    latency = state.snapshot().workers[0].counters.latency
+    assert (latency.count, round(latency.sum_s, 6)) == (7, 0.021)

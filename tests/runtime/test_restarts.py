@@ -433,10 +433,10 @@ import runpy, sys
 from varpulis_mp.engine import dataflow
 real = dataflow.Dataflow
 
-def broken(program, emit, hosted=None, counters=None):
+def broken(program, emit, hosted=None):
     if hosted == ["Scaled"]:
         raise RuntimeError("cannot build")
-    return real(program, emit, hosted=hosted, counters=counters)
+    return real(program, emit, hosted=hosted)
 
 dataflow.Dataflow = broken
 sys.argv = ["varpulis-mp", *sys.argv[1:]]

@@ -4,7 +4,9 @@ Owns delivery inside one process (VPL.md §9.2): an input event goes to every ho
 source is its type; every output record of a hosted stream is handed to `emit` and delivered,
 exactly once and in its stream's order, to the hosted streams reading it; records of streams hosted
 elsewhere come in through `push_record`. Owns the end-of-input cascade (§10.2): when a source ends,
-its hosted readers flush and end, then theirs, sources before readers.
+its hosted readers flush and end, then theirs, sources before readers. Owns the engine's counters
+per hosted stream (`stream_counters`: each stream's code counts into its own `Counters`, so a
+count costs what it did when they were shared) and their sum (`counters`).
 """
 
 from __future__ import annotations
@@ -36,9 +38,8 @@ class Dataflow:
     """
 
     def __init__(self, program: CheckedProgram, emit: Callable[[Output], None],
-                 hosted: Collection[str] | None = None, counters: Counters | None = None,
-                 inline: bool = True) -> None:
-        self.counters = counters if counters is not None else Counters()
+                 hosted: Collection[str] | None = None, inline: bool = True) -> None:
+        self.stream_counters: dict[str, Counters] = {}  # hosted stream -> its expression errors, late events...
         self.program = program
         names = [s.name for s in program.streams]
         hosted_set = set(names) if hosted is None else set(hosted)
@@ -48,7 +49,8 @@ class Dataflow:
         self.runners: dict[str, StreamRunner] = {}
         for info in program.streams:
             if info.name in hosted_set:
-                runner = StreamRunner(info, program.constants, self.counters)
+                counters = self.stream_counters[info.name] = Counters()
+                runner = StreamRunner(info, program.constants, counters)
                 runner.emit = emit
                 self.runners[info.name] = runner
         # source name (event type or stream) -> hosted runners reading it, declaration order
@@ -66,6 +68,14 @@ class Dataflow:
         stream_names = set(names)
         self._reads = frozenset(src for src in self.readers_of if src not in self.runners)
         self.event_types = frozenset(src for src in self._reads if src not in stream_names)
+
+    @property
+    def counters(self) -> Counters:
+        """Every hosted stream's counters added up (a new object: read it, do not count into it)."""
+        total = Counters()
+        for counters in self.stream_counters.values():
+            total.add(counters)
+        return total
 
     def _chain_cuts(self) -> set[StreamRunner]:
         depth: dict[str, int] = {}

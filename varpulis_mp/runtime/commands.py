@@ -433,7 +433,7 @@ def _start_metrics(options: RunOptions, checked: CheckedProgram, plan: Plan) -> 
     """The metrics server listening before anything else starts, or None once said why it cannot."""
     if options.metrics_host is None:
         return NoMetrics()
-    from varpulis_mp.runtime.metrics import MetricsServerError
+    from varpulis_mp.runtime.metrics_server import MetricsServerError
     from varpulis_mp.runtime.run_metrics import RunMetrics
 
     try:
@@ -542,7 +542,8 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
         return run_processes(checked, LiveInput(feed, live.DISPLAY_PATH,
                                                 on_start=metrics.on_start(records.start),
                                                 drain_timeout_s=options.drain_timeout_s, sinks=sinks,
-                                                subscriptions=subscriptions, notifier=notifier,
+                                                subscriptions=subscriptions,
+                                                on_lines_released=metrics.lines_released(), notifier=notifier,
                                                 restart=options.restart_policy(),
                                                 worker_timeout_s=options.worker_timeout_s,
                                                 watch=metrics.worker_watch()),
@@ -552,7 +553,7 @@ def _run_live(checked: CheckedProgram, options: RunOptions, feed: LiveFeed, reco
 
     metrics.on_start(records.start)()
     return run_live(checked, feed, metrics.deliver(records.deliver), notifier, close=records.close,
-                    drain_timeout_s=options.drain_timeout_s)
+                    drain_timeout_s=options.drain_timeout_s, show_counters=metrics.engine_counters)
 
 
 def _live_sources(options: RunOptions, reads_default_input: bool) -> list[FeedSource]:

@@ -23,10 +23,10 @@ import sys
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from varpulis_mp.engine.output import Output
+from varpulis_mp.engine.output import Counters, Output
 from varpulis_mp.errors import RuntimeFailure
 from varpulis_mp.io.event_tuples import validated_events
 from varpulis_mp.io.ports import InEvent
@@ -51,6 +51,10 @@ class _Engine(Protocol):
 
     @property
     def lost(self) -> int: ...
+
+    def stream_counts(self) -> dict[str, tuple[int, int]]:
+        """(late events, expression errors) so far by stream (those not yet counted may be missing)."""
+        ...
 
 
 class _Delivery:
@@ -140,6 +144,7 @@ class _InlineEngine:
         self.failure: str | None = None
         self.restarts: dict[str, int] = {}  # one process: nothing is ever restarted
         self.lost = 0
+        self._engine_counters: Mapping[str, Counters] = {}  # by stream, once the runtime thread has its engine
         self._thread = threading.Thread(target=self._run, name="varpulis-runtime", daemon=True)
         self._thread.start()
 
@@ -148,13 +153,20 @@ class _InlineEngine:
 
         try:
             self._records.start()
-            self._summary = run_live(self._checked, self._feed, self._records.deliver).counts()
+            self._summary = run_live(self._checked, self._feed, self._records.deliver,
+                                     show_counters=self._show_counters).counts()
             self._records.close()
         except Exception as exc:  # noqa: BLE001 - reported by the next call
             self.failure = f"{type(exc).__name__}: {exc}"
             self._posted.close()
         finally:
             self._delivery.end()
+
+    def _show_counters(self, by_stream: Mapping[str, Counters]) -> None:
+        self._engine_counters = by_stream
+
+    def stream_counts(self) -> dict[str, tuple[int, int]]:
+        return {name: (c.late_events, c.expression_errors) for name, c in dict(self._engine_counters).items()}
 
     def post(self, events: list[InEvent]) -> None:
         if not self._posted.put(events) and self.failure is not None:
@@ -191,6 +203,7 @@ class _HostEngine:
         self.failure: str | None = None
         self.restarts: dict[str, int] = {}  # restarts by context (RUN.md §6), as the host tells them
         self.lost = 0  # records those restarts lost
+        self._stream_counts: dict[str, tuple[int, int]] = {}  # as the host tells them
         text = "\n".join(checked.program.lines) + "\n"
         self._send([host_pipe.PROGRAM, checked.path, text, capacity, supervision])
         self._reader = threading.Thread(target=self._read, name="varpulis-runtime", daemon=True)
@@ -217,6 +230,9 @@ class _HostEngine:
                             self._cond.notify_all()
                     elif kind == host_pipe.RESTARTS:
                         self.restarts, self.lost = dict(frame[1]), int(frame[2])
+                    elif kind == host_pipe.STREAM_COUNTS:
+                        self._stream_counts = {str(name): (int(late), int(errors))
+                                               for name, (late, errors) in frame[1].items()}
                     elif kind == host_pipe.SUMMARY:
                         self._summary = frame[1]
                     elif kind == host_pipe.FAILED:
@@ -227,6 +243,9 @@ class _HostEngine:
             with self._cond:
                 self._cond.notify_all()
             self._delivery.end()
+
+    def stream_counts(self) -> dict[str, tuple[int, int]]:
+        return dict(self._stream_counts)
 
     def post(self, events: list[InEvent]) -> None:
         if self.failure is not None:
@@ -285,6 +304,7 @@ class Runtime:
 
         open_connectors(build_plan(checked))  # a missing password_env variable fails here, by name
         self._streams = frozenset(s.name for s in checked.streams)
+        self._stream_names = [s.name for s in checked.streams]
         self._delivery = _Delivery(Record, channel_capacity)
         self._drain_timeout = drain_timeout
         self._lock = threading.Lock()
@@ -354,11 +374,15 @@ class Runtime:
         return self._engine.wait_idle(timeout)
 
     def stats(self) -> dict[str, Any]:
-        """Counters so far: events posted, records delivered per stream, callback errors, the
-        restarts by context and the records they lost, and once shut down the run's summary."""
+        """Counters so far: events posted, records delivered per stream, late events and expression
+        errors per stream, callback errors, the restarts by context and the records they lost, and
+        once shut down the run's summary."""
+        counts = self._engine.stream_counts()
         return {
             "events_posted": self._posted,
             "records": dict(self._delivery.records),
+            "late_events": {name: counts.get(name, (0, 0))[0] for name in self._stream_names},
+            "expression_errors": {name: counts.get(name, (0, 0))[1] for name in self._stream_names},
             "callback_errors": self._delivery.callback_errors,
             "restarts": dict(self._engine.restarts),
             "lost_in_restarts": self._engine.lost,

@@ -101,21 +101,39 @@ def main() -> int:
 
 
 class _PipeWatch:
-    """The workers' restarts and losses, told to the embedding process (its `stats()`)."""
+    """The workers' restarts and losses, and the engine's counts by stream from their heartbeats,
+    told to the embedding process (its `stats()`)."""
 
     def __init__(self, write: Callable[[list[Any]], None]) -> None:
         self._write = write
         self._restarts: dict[str, int] = {}
         self._lost = 0
+        # (late events, expression errors) by stream: of the dead lives, and by context of the present ones.
+        self._banked: dict[str, tuple[int, int]] = {}
+        self._present: dict[str, dict[str, tuple[int, int]]] = {}
 
     def apply(self, context: str, worker: int, counters: WorkerCounters) -> None:
-        pass
+        counts = {name: (s.late, s.expression_errors) for name, s in counters.streams.items()}
+        if counts != self._present.get(context):
+            self._present[context] = counts
+            self._write_counts()
 
     def worker_ready(self, context: str, worker: int) -> None:
         pass
 
     def worker_exited(self, context: str, worker: int) -> None:
-        pass
+        """Its counts are kept; a replacement's start from 0 on top of them."""
+        for name, (late, errors) in self._present.pop(context, {}).items():
+            before = self._banked.get(name, (0, 0))
+            self._banked[name] = (before[0] + late, before[1] + errors)
+
+    def _write_counts(self) -> None:
+        totals = dict(self._banked)
+        for counts in self._present.values():
+            for name, (late, errors) in counts.items():
+                before = totals.get(name, (0, 0))
+                totals[name] = (before[0] + late, before[1] + errors)
+        self._write([host_pipe.STREAM_COUNTS, {name: list(pair) for name, pair in totals.items()}])
 
     def worker_restarted(self, context: str, worker: int) -> None:
         self._restarts[context] = self._restarts.get(context, 0) + 1

@@ -10,6 +10,8 @@ pickle) and the frame kinds both ends speak:
 * `COMMITTED n` (from the host): the first n posted events are fully processed, records delivered;
 * `RESTARTS {context: n} lost` (from the host): the restarts so far by context, and the records
   they lost (RUN.md §6), after each restart and each loss;
+* `STREAM_COUNTS {stream: [late events, expression errors]}` (from the host): the engine's counts
+  by stream so far, every life of a restarted worker added up, each time they change;
 * `SUMMARY {...}` and `FAILED message` (from the host, last): how the run ended.
 """
 
@@ -21,7 +23,8 @@ from typing import Any, Final
 
 from varpulis_mp.runtime import wire
 
-__all__ = ["COMMITTED", "EVENTS", "FAILED", "PROGRAM", "RECORDS", "RESTARTS", "SUMMARY", "FrameReader", "frame_bytes"]
+__all__ = ["COMMITTED", "EVENTS", "FAILED", "PROGRAM", "RECORDS", "RESTARTS", "STREAM_COUNTS", "SUMMARY", "FrameReader",
+           "frame_bytes"]
 
 PROGRAM: Final = 100
 EVENTS: Final = 101
@@ -30,6 +33,7 @@ COMMITTED: Final = 103
 SUMMARY: Final = 104
 FAILED: Final = 105
 RESTARTS: Final = 106
+STREAM_COUNTS: Final = 107
 
 _LENGTH = struct.Struct(">I")
 

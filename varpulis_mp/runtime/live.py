@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from varpulis_mp.engine.dataflow import Dataflow
-from varpulis_mp.engine.output import Output, Summary
+from varpulis_mp.engine.output import Counters, Output, Summary
 from varpulis_mp.engine.plan import build_plan
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime.interrupt import DrainSignals, HardStop
@@ -74,7 +74,8 @@ def _session_gaps_ms(flow: Dataflow) -> list[int]:
 
 def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[Output], bool], None],
              notifier: Notifier | None = None, *, close: Callable[[], None] | None = None,
-             drain_timeout_s: float | None = None) -> Summary:
+             drain_timeout_s: float | None = None,
+             show_counters: Callable[[Mapping[str, Counters]], None] | None = None) -> Summary:
     """Run `checked` on the events of `feed` (the default input and the subscriptions) in this one process.
 
     `on_origin(outputs, flush)` gets the outputs of the events that arrived together (one wake-up
@@ -83,12 +84,15 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
     `flush` true. This is the one-process driver (no contexts, or `--inline`); with contexts,
     `run_processes` takes a `LiveInput`. `notifier` tells systemd (runtime/notify.py) when the loop
     starts, how it goes and when it stops. `close` ends the delivery (the sinks deliver what they
-    hold) as the drain's last step. From the main thread, SIGTERM/SIGINT start the drain, and a
+    hold) as the drain's last step. `show_counters` gets the engine's counters by stream once, to
+    read them while they move (the metrics). From the main thread, SIGTERM/SIGINT start the drain, and a
     second one, or `drain_timeout_s` passing, raises `HardStop` naming the step not finished.
     """
     plan = build_plan(checked)
     pending: list[Output] = []
     flow = Dataflow(checked, pending.append)
+    if show_counters is not None:
+        show_counters(flow.stream_counters)
     crossing = {name: n for name, n in plan.cross_fanout.items() if n}
     gaps = _session_gaps_ms(flow)
     tick_s = session_tick_s(gaps) or POLL_S

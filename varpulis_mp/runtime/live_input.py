@@ -50,6 +50,9 @@ class LiveInput:
     sinks: dict[str, list[Sink]] = field(default_factory=dict)  # stream -> its `.to`s, run by its worker
     # context -> the subscriptions its worker runs (RUN.md §1.2), relayed to `feed` (runtime/relay.py)
     subscriptions: dict[str, list[FeedSource]] = field(default_factory=dict)
+    # Told of the records just handed out as JSON Lines, as (origin, stream index, seq, line)
+    # (the metrics' latency).
+    on_lines_released: Callable[[list[tuple[int, int, int, str]]], None] | None = None
     notifier: Notifier = field(default_factory=Notifier)  # systemd's (runtime/notify.py); none by default
     # Supervision (RUN.md §6): the restart policy (None: a dead worker stops the run), how long a
     # worker may stay silent, and who hears of the workers' lives (the metrics).

@@ -46,6 +46,8 @@ class Merger:
         self.stream_names = stream_names
         self.on_origin_complete = on_origin_complete
         self.on_lines = on_lines
+        # Told of the lines `on_lines` just got, with their origins (the metrics' latency).
+        self.on_lines_released: Callable[[list[tuple[int, int, int, str]]], None] | None = None
         self.lines: list[tuple[int, int, int, str]] = []  # (origin, stream index, seq, line)
         self.skip_empty = skip_empty
         # Records of stream index i count fanout[i] cross-context events each.
@@ -239,8 +241,10 @@ class Merger:
         cut = bisect_left(held, (upto + 1,))
         if not cut:
             return
-        out = list(map(itemgetter(3), held[:cut]))
+        released = held[:cut]
         del held[:cut]
         self.held -= cut
         assert self.on_lines is not None
-        self.on_lines(out)
+        self.on_lines(list(map(itemgetter(3), released)))
+        if self.on_lines_released is not None:
+            self.on_lines_released(released)

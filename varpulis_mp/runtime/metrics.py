@@ -2,19 +2,17 @@
 
 Owns `MetricsCollector`, the one collector that turns a `MetricsState` snapshot
 (runtime/metrics_state.py) into every metric of RUN.md §4's table, with exactly its name, type
-and labels, every known series present from the start at 0; and `MetricsServer`, which serves
-`GET /metrics` (Prometheus text format) and `GET /healthz` from threads of its own, through the
-standard library's `http.server`. The collector has a registry of its own: nothing goes through
+and labels, every known series present from the start at 0; and `HttpServer`, which answers
+`GET /metrics` (Prometheus text format) and `GET /healthz` through the standard library's
+`http.server`, on the socket of a `MetricsServer` (runtime/metrics_server.py), which loads this
+module when the first request comes. The collector has a registry of its own: nothing goes through
 prometheus_client's global registry or a multiprocess directory, since the workers' counters
 come to the supervisor over the control channel. The only importer of prometheus_client.
 """
 
 from __future__ import annotations
 
-import errno
 import socket
-import socketserver
-import threading
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
@@ -30,7 +28,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from varpulis_mp.runtime.metrics_state import MetricsState, Snapshot
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "MetricsCollector", "MetricsServer", "MetricsServerError"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "HttpServer", "MetricsCollector"]
 
 DEFAULT_HOST: Final = "127.0.0.1"  # nothing reachable from elsewhere unless asked (RUN.md §2)
 DEFAULT_PORT: Final = 9090
@@ -138,72 +136,30 @@ class MetricsCollector(Collector):
         yield from (healthy, messages, circuit)
 
 
-# How often the server's loop looks whether it is asked to stop: the run's exit waits for it, so
-# short; a look is a few microseconds.
-SHUTDOWN_POLL_S: Final = 0.02
+class HttpServer(ThreadingHTTPServer):
+    """`http.server` around the listening socket of a `MetricsServer` (runtime/metrics_server.py),
+    which calls `handle_request()` whenever that socket is readable; each request has a thread."""
 
-
-class MetricsServerError(Exception):
-    """The server cannot listen where it was asked to (a start-up error: exit 2)."""
-
-
-class MetricsServer:
-    """Serves `/metrics` and `/healthz` of `state` on host:port from its own threads, from
-    construction until `close()`. Port 0 takes a free port (`port` says which)."""
-
-    def __init__(self, host: str, port: int, state: MetricsState) -> None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(MetricsCollector(state))
-        try:
-            self._http = _HttpServer((host, port), registry, state)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise MetricsServerError(f"cannot serve metrics on {host}:{port}: port {port} is in use") from exc
-            raise MetricsServerError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from exc
-        self.host = host
-        self.port = int(self._http.server_address[1])
-        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S},
-                                        name="metrics-server", daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def close(self) -> None:
-        """Stop serving and close the listening socket (idempotent)."""
-        if self._thread.is_alive():
-            self._http.shutdown()
-            self._thread.join()
-        self._http.server_close()
-
-    def __enter__(self) -> MetricsServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True  # a scraper that hangs on never holds the run's exit
 
-    def __init__(self, address: tuple[str, int], registry: CollectorRegistry, state: MetricsState) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    def __init__(self, listening: socket.socket, state: MetricsState) -> None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(MetricsCollector(state))
+        self.address_family = listening.family
         self.registry = registry
         self.state = state
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer's own looks the host's name up in DNS, which may take seconds; nothing here needs it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
+        address = listening.getsockname()
+        super().__init__(address[:2], _Handler, bind_and_activate=False)
+        self.socket.close()  # the one made here: the socket served is the one already listening
+        self.socket = listening
+        self.server_address = address
+        self.server_name = str(address[0])
+        self.server_port = int(address[1])
 
 
 class _Handler(BaseHTTPRequestHandler):
     timeout = 10.0  # a client that stops sending never holds a thread for long
-    server: _HttpServer
+    server: HttpServer
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         path = self.path.split("?", 1)[0]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import resource
 from bisect import bisect_left
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
 __all__ = [
@@ -71,10 +71,11 @@ class LatencyHistogram:
     sum_s: float = 0.0
     count: int = 0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(LATENCY_BOUNDS_S, seconds)] += 1
-        self.sum_s += seconds
-        self.count += 1
+    def observe(self, seconds: float, n: int = 1) -> None:
+        """`n` observations of `seconds` each (records that waited as long as each other)."""
+        self.counts[bisect_left(LATENCY_BOUNDS_S, seconds)] += n
+        self.sum_s += seconds * n
+        self.count += n
 
     def cumulative(self) -> list[tuple[str, int]]:
         """(upper bound, observations at or below it) per bucket, `+Inf` last: Prometheus' form."""
@@ -112,6 +113,10 @@ class WorkerCounters:
             for name in (*self.connectors, *(n for n in later.connectors if n not in self.connectors))}
         return WorkerCounters(streams, connectors, self.latency.plus(later.latency),
                               self.cpu_seconds + later.cpu_seconds, later.rss_bytes)
+
+    def with_latency(self, observed: LatencyHistogram) -> WorkerCounters:
+        """These counters with `observed` (what the supervisor measured) added to the latency."""
+        return replace(self, latency=self.latency.plus(observed))
 
     def to_data(self) -> dict[str, Any]:
         return {

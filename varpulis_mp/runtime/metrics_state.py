@@ -14,6 +14,8 @@ supervisor feeds and the metrics server reads (runtime/metrics.py), from differe
 * `set_events`, `set_rejected`, `set_dead_letters`: what the supervisor counts itself (events
   accepted by type; rejected input by source and reason; dead letters by connector and reason),
   each the whole count so far. `set_channel`: a channel's records in flight and capacity.
+  `set_latency`: a worker's latency histogram as the supervisor observes it (runtime/metrics_latency.py;
+  it outlives the worker's restarts, so it is never banked), the whole histogram so far.
 * `on_refresh(hook)`: a hook called before every snapshot, for counts that are cheapest read when
   someone asks.
 
@@ -28,7 +30,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from varpulis_mp.runtime.metrics_counters import ConnectorState, StreamCounters, WorkerCounters
+from varpulis_mp.runtime.metrics_counters import (
+    ConnectorState,
+    LatencyHistogram,
+    StreamCounters,
+    WorkerCounters,
+)
 
 if TYPE_CHECKING:
     from varpulis_mp.engine.plan import Plan
@@ -103,6 +110,7 @@ class _Worker:
     restarts: int = 0
     banked: WorkerCounters = field(init=False)  # the dead lives' counters, added up
     present: WorkerCounters = field(init=False)  # the present life's
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)  # observed by the supervisor
 
     def __post_init__(self) -> None:
         self.banked = self.zero()
@@ -177,6 +185,10 @@ class MetricsState:
         with self._lock:
             self._channels[(from_context, to_context)] = min(1.0, max(0.0, in_flight / capacity)) if capacity else 0.0
 
+    def set_latency(self, context: str, worker: int, histogram: LatencyHistogram) -> None:
+        with self._lock:
+            self._worker(context, worker).latency = histogram
+
     def on_refresh(self, hook: Callable[[MetricsState], None]) -> None:
         """`hook(state)` runs before every snapshot, on the reader's thread."""
         self._refresh.append(hook)
@@ -186,7 +198,7 @@ class MetricsState:
             hook(self)
         with self._lock:
             workers = tuple(
-                WorkerSnapshot(context, n, w.up, w.restarts, w.banked.plus(w.present),
+                WorkerSnapshot(context, n, w.up, w.restarts, w.banked.plus(w.present).with_latency(w.latency),
                                w.layout.subscriptions if n == 0 else (), w.layout.sinks, w.layout.streams)
                 for (context, n), w in self._workers.items())
             return Snapshot(workers, dict(self._events), dict(self._rejected), dict(self._dead_letters),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from varpulis_mp.engine.output import Output
+from varpulis_mp.engine.output import Counters, Output
 from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
 from varpulis_mp.runtime.rejections import RejectionLog
 
@@ -36,6 +36,15 @@ class RunHooks(Protocol):
 
     def deliver(self, inner: Deliver) -> Deliver:
         """What the drivers call with every batch of outputs, `inner` doing the delivery."""
+        ...
+
+    def engine_counters(self, by_stream: Mapping[str, Counters]) -> None:
+        """The engine's counters by stream of a run in one process (they move as it runs)."""
+        ...
+
+    def lines_released(self) -> Callable[[list[tuple[int, int, int, str]]], None] | None:
+        """What the merger calls with the records it handed out as JSON Lines, (origin, stream
+        index, seq, line) each, once they are out; None: nothing."""
         ...
 
     def on_start(self, inner: Callable[[], None]) -> Callable[[], None]:
@@ -67,6 +76,12 @@ class NoMetrics:
 
     def deliver(self, inner: Deliver) -> Deliver:
         return inner
+
+    def engine_counters(self, by_stream: Mapping[str, Counters]) -> None:
+        pass
+
+    def lines_released(self) -> Callable[[list[tuple[int, int, int, str]]], None] | None:
+        return None
 
     def on_start(self, inner: Callable[[], None]) -> Callable[[], None]:
         return inner

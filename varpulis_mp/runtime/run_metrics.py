@@ -10,23 +10,27 @@ feeds its `MetricsState` with what this process sees itself:
   each stream's records delivered (a stream reads every event of its type, RUN.md §1.2, or every
   record of its source stream);
 * `up` from the moment the workers are ready to the end of the run;
-* in one process, the subscriptions' health and messages and, for a program with one context,
-  the process's CPU time and memory.
+* the source-to-output latency of every record handed to standard output's writer, by the
+  context of its stream (runtime/metrics_latency.py): the feed marks when each wake-up's origins
+  entered, `deliver` and `lines_released` observe the records handed out;
+* in one process, each stream's windows closed (from what is delivered), late events and
+  expression errors (the engine's counters by stream, `engine_counters`), the subscriptions' health
+  and messages and, for a program with one context, the process's CPU time and memory.
 
-The counters that only a worker knows (window flushes, late events, expression errors, latency,
-its sinks and its process) come through `MetricsState.apply` from the workers' counters messages,
+The counters that only a worker knows (window flushes, late events, expression errors, its sinks and its process) come through `MetricsState.apply` from the workers' counters messages,
 which the supervisor forwards; once it does, the per-stream counts derived here give way to them.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
-from varpulis_mp.engine.output import Output
+from varpulis_mp.engine.output import Counters, Output
 from varpulis_mp.io.connector_spec import Monitored
 from varpulis_mp.io.dead_letters import DeadLetters
 from varpulis_mp.io.readers import Event
@@ -34,49 +38,92 @@ from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime.live_feed import POLL_S, FeedSource, LiveFeed
 from varpulis_mp.runtime.logs import lifecycle
 from varpulis_mp.runtime.metrics_counters import ConnectorState, WorkerCounters, process_usage
+from varpulis_mp.runtime.metrics_latency import EntryTimes, LatencyMeter
 from varpulis_mp.runtime.metrics_state import MetricsLayout, MetricsState
 from varpulis_mp.runtime.rejections import RejectionLog
 from varpulis_mp.runtime.run_hooks import Deliver
 
 if TYPE_CHECKING:
     from varpulis_mp.engine.plan import Plan
-    from varpulis_mp.runtime.metrics import MetricsServer
+    from varpulis_mp.runtime.metrics_server import MetricsServer
 
 __all__ = ["CountingFeed", "RunMetrics"]
 
 _TYPE = attrgetter("type")
+_KIND = attrgetter("kind")
+_STREAM = attrgetter("stream")
+_ORIGIN = attrgetter("origin")
+_STREAM_INDEX = attrgetter("stream_index")
+_IS_RECORD = "record".__eq__
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
 
 
 class CountingFeed(LiveFeed):
-    """A feed that counts the events it hands over by type (on the thread that reads it)."""
+    """A feed that counts the events it hands over by type (on the thread that reads it), and
+    marks when each wake-up's origins entered the run (runtime/metrics_latency.py): it numbers
+    them itself in one process (`numbers`); with worker processes the ingress thread's `mark`
+    says which origin each wake-up reached."""
 
     def __init__(self, sources: Sequence[FeedSource], stream_names: Sequence[str], log: RejectionLog,
-                 counts: Counter[str]) -> None:
+                 counts: Counter[str], entries: EntryTimes, *, numbers: bool) -> None:
         super().__init__(sources, stream_names, log)
         self._counts = counts
+        self._entries = entries
+        self._numbers = numbers
+        self._origin = 0  # events handed over so far (the origin of the last one, in one process)
+        self._woke = time.monotonic()  # when the feed last woke up with something to read
 
     def chunks(self, stopped: Callable[[], bool], tick_s: float = POLL_S) -> Iterator[list[Event]]:
         count = self._counts.update  # counts in C, a few tens of ns an event
+        entries = self._entries
         for events in super().chunks(stopped, tick_s):
             if events:
                 count(map(_TYPE, events))
+                if self._numbers:
+                    self._origin += len(events)
             if self.unbuilt:
-                count(self.unbuilt)  # events of types no stream reads: counted, not built
+                unbuilt = self.unbuilt
+                count(unbuilt)  # events of types no stream reads: counted, not built
+                if self._numbers:
+                    self._origin += sum(unbuilt.values())  # they take origins too (runtime/live.py)
+            if self._numbers and (events or self.unbuilt):
+                entries.mark(self._origin, self._woke)
             yield events
+        entries.ended(time.monotonic())
+
+    def _wait(self, tick_s: float) -> list[FeedSource]:
+        ready = super()._wait(tick_s)
+        self._woke = time.monotonic()  # one clock read per wake-up: its events entered now
+        return ready
+
+    def mark(self, origin: int) -> None:
+        super().mark(origin)
+        self._entries.mark(origin, self._woke)
+
+    def released(self, origin: int) -> None:
+        super().released(origin)
+        self._entries.forget(origin + 1)
+
+    def processed(self) -> None:
+        super().processed()
+        self._entries.forget(self._origin)  # a session closed by the clock still takes the last origin
 
 
 class RunMetrics:
-    """Raises MetricsServerError (runtime/metrics.py) when the server cannot listen.
+    """Raises MetricsServerError (runtime/metrics_server.py) when the server cannot listen.
 
     The counts are plain dicts written by one thread each and copied by the scrape with `dict()`,
     which copies a dict in one step under the interpreter lock."""
 
     def __init__(self, checked: CheckedProgram, plan: Plan, host: str, port: int, *, one_process: bool) -> None:
-        from varpulis_mp.runtime.metrics import MetricsServer
+        from varpulis_mp.runtime.metrics_server import MetricsServer
 
         self.state = MetricsState(MetricsLayout.from_plan(plan))
         self._events: Counter[str] = Counter(dict.fromkeys(plan.type_routes, 0))
         self._records: Counter[str] = Counter(dict.fromkeys(plan.stream_context, 0))
+        self._windows: Counter[str] = Counter()  # windows closed by stream (one process)
+        self._engine: Mapping[str, Counters] = {}  # the engine's counters by stream (one process)
         # stream -> (its source, whether that is a stream rather than an event type)
         self._sources = {s.name: (s.source, s.source_is_stream) for s in checked.streams}
         self._log: RejectionLog | None = None
@@ -87,13 +134,18 @@ class RunMetrics:
         self._one_process = one_process
         self._applying = threading.Lock()
         self._finished = False
+        # Source-to-output latency, one histogram per context (its worker 0), observed here.
+        contexts = [c.name for c in self.state.layout.contexts]
+        self._entries = EntryTimes()
+        self._latency = LatencyMeter(self._entries, [contexts.index(plan.stream_context[s.name])
+                                                     for s in checked.streams], len(contexts))
         self.state.on_refresh(self._refresh)
         self.server: MetricsServer = MetricsServer(host, port, self.state)
         url = self.server.url
         lifecycle("metrics_serving", f"metrics: serving {url}/metrics and {url}/healthz", url=url)
 
     def feed(self, sources: Sequence[FeedSource], stream_names: Sequence[str], log: RejectionLog) -> LiveFeed:
-        return CountingFeed(sources, stream_names, log, self._events)
+        return CountingFeed(sources, stream_names, log, self._events, self._entries, numbers=self._one_process)
 
     def watch(self, log: RejectionLog, dead_letters: DeadLetters,
               subscriptions: Mapping[str, Sequence[FeedSource]]) -> None:
@@ -103,16 +155,40 @@ class RunMetrics:
         self._dead_letters = dead_letters
         self._subscriptions = subscriptions
 
+    def engine_counters(self, by_stream: Mapping[str, Counters]) -> None:
+        self._engine = by_stream
+
     def deliver(self, inner: Deliver) -> Deliver:
-        records = self._records
+        count = self._records.update
+        windows = self._windows.update
+        latency = self._latency.records
+        by_stream = len(self.state.layout.contexts) > 1
 
         def counted(outputs: list[Output], flush: bool) -> None:
-            for out in outputs:
-                if out.kind == "record":
-                    records[out.stream] += 1
             inner(outputs, flush)
+            if not outputs:
+                return
+            # Outputs in canonical order; counted in C when they are all records (the usual case).
+            if all(map(_IS_RECORD, map(_KIND, outputs))):
+                found = outputs
+            else:
+                found = [o for o in outputs if o.kind == "record"]
+                windows(o.stream for o in outputs if o.kind != "record")
+            count(map(_STREAM, found))
+            latency(list(map(_ORIGIN, found)), list(map(_STREAM_INDEX, found)) if by_stream else None)
 
         return counted
+
+    def lines_released(self) -> Callable[[list[tuple[int, int, int, str]]], None]:
+        """What the merger calls with the records it just handed to standard output as JSON Lines
+        (origin, stream index, seq, line), in canonical order: their latency."""
+        latency = self._latency.records
+        by_stream = len(self.state.layout.contexts) > 1
+
+        def released(lines: list[tuple[int, int, int, str]]) -> None:
+            latency(list(map(_FIRST, lines)), list(map(_SECOND, lines)) if by_stream else None)
+
+        return released
 
     def on_start(self, inner: Callable[[], None]) -> Callable[[], None]:
         def started() -> None:
@@ -143,11 +219,14 @@ class RunMetrics:
     def _refresh(self, state: MetricsState) -> None:
         events = dict(self._events)
         records = dict(self._records)
+        windows = dict(self._windows)
         state.set_events(events)
         if self._log is not None:
             state.set_rejected(dict(self._log.counts))
         if self._dead_letters is not None:
             state.set_dead_letters(dict(self._dead_letters.counts))
+        for context, histogram in zip(state.layout.contexts, self._latency.copies(), strict=True):
+            state.set_latency(context.name, 0, histogram)
         if not self._one_process:
             return  # the workers' heartbeats carry the rest (runtime/worker_meter.py)
         for context in state.layout.contexts:
@@ -156,6 +235,10 @@ class RunMetrics:
                 source, source_is_stream = self._sources.get(name, ("", False))
                 stream.processed = (records if source_is_stream else events).get(source, 0)
                 stream.output = records.get(name, 0)
+                stream.window_flushes = windows.get(name, 0)
+                engine = self._engine.get(name)
+                if engine is not None:
+                    stream.late, stream.expression_errors = engine.late_events, engine.expression_errors
             for feed_source in self._subscriptions.get(context.name, ()):
                 partition = feed_source.partition  # built here only when its client runs here
                 if isinstance(partition, Monitored):

@@ -91,6 +91,7 @@ def run_processes(program: CheckedProgram, source: FileInput | LiveInput, delive
                      options.channel_capacity, not announces, lines, live, gathered)
     if live is not None:
         _relay_subscriptions(sup, live, specs)
+        sup.merger.on_lines_released = live.on_lines_released
     return sup.run()
 
 

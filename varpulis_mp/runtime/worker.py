@@ -332,7 +332,7 @@ class _Worker(WorkerInput):
         if now - self.last_heartbeat >= HEARTBEAT_S:
             self.last_heartbeat = now
             meter = self.meter
-            counters = meter.counters(self.received, self.flow.counters, self.connectors) if meter else None
+            counters = meter.counters(self.received, self.flow.stream_counters, self.connectors) if meter else None
             # What each numbered channel toward a context has carried: with what the receiver says
             # it took, the supervisor knows how full the channel is (the metrics' utilization).
             sent = {dst: sum(box.sent.values()) for dst, box in self.dests.items() if box.numbered}

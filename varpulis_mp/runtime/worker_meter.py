@@ -1,7 +1,8 @@
 """What a worker counts for the metrics (RUN.md §4), sent with each heartbeat.
 
 Owns `WorkerMeter`, in the worker process: it counts each hosted stream's output records and
-closed windows as the worker routes them (one C-level count per batch, not per record), takes the
+closed windows as the worker routes them (one C-level count per batch, not per record), takes each
+stream's late events and expression errors from the engine's counters of that stream, takes the
 records each stream was delivered from what the worker took on its numbered input channels (or
 from the stream it reads, when that one is hosted here too), and reads its connectors' health and
 counters and its own process's CPU time and memory when a heartbeat is due. The result is a
@@ -40,16 +41,17 @@ class WorkerMeter:
         self.records.update(o.stream for o in emitted if o.kind == "record")
         self.windows.update(o.stream for o in emitted if o.kind != "record")
 
-    def counters(self, received: Mapping[str, Mapping[str, int]], engine: Counters,
+    def counters(self, received: Mapping[str, Mapping[str, int]], engine: Mapping[str, Counters],
                  connectors: Mapping[str, object]) -> dict[str, Any]:
         """This process's counters so far: the records it `received` by input channel and stream
-        (or event type), the engine's own counts (given to the first hosted stream: the engine
-        keeps them per process), and the connectors' partitions by name."""
+        (or event type), the engine's own counts by hosted stream, and the connectors' partitions
+        by name."""
         streams = stream_counts(self._streams, self._sources, self.records, received)
-        for i, counts in enumerate(streams.values()):
-            counts.window_flushes = self.windows[self._streams[i]]
-            if i == 0:
-                counts.late, counts.expression_errors = engine.late_events, engine.expression_errors
+        for name, counts in streams.items():
+            counts.window_flushes = self.windows[name]
+            own = engine.get(name)
+            if own is not None:
+                counts.late, counts.expression_errors = own.late_events, own.expression_errors
         states = {name: _state(part) for name, part in connectors.items()}
         cpu, rss = process_usage()
         return WorkerCounters(streams, states, cpu_seconds=cpu, rss_bytes=rss).to_data()
