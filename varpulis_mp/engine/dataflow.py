@@ -15,6 +15,8 @@ from typing import Any
 
 from varpulis_mp.engine.operators import StreamRunner
 from varpulis_mp.engine.output import Counters, Output
+from varpulis_mp.engine.plan import topo_order
+from varpulis_mp.engine.pool import PoolPart
 from varpulis_mp.lang.checked import CheckedProgram
 
 _NO_READERS: list[StreamRunner] = []
@@ -26,6 +28,10 @@ _NO_READERS: list[StreamRunner] = []
 CHAIN_CUT = 32
 
 
+def _discard(_out: Output) -> None:
+    return None
+
+
 class Dataflow:
     """Runs the streams named in `hosted` (None: all) of a checked program.
 
@@ -33,11 +39,13 @@ class Dataflow:
     stream's own order. A record reaches the hosted readers of its stream before that stream
     handles anything else, and everything an input causes is done when `push_event` returns.
     `inline` false: windows through their methods only (see `StreamRunner.finalize`), for tests.
+    With `pool`, the process is one worker of a pool: each stream keeps what that worker owns and
+    numbers its items so that the pool's outputs merge into one process's order (engine/pool.py).
     """
 
     def __init__(self, program: CheckedProgram, emit: Callable[[Output], None],
                  hosted: Collection[str] | None = None, counters: Counters | None = None,
-                 inline: bool = True) -> None:
+                 inline: bool = True, pool: PoolPart | None = None) -> None:
         self.counters = counters if counters is not None else Counters()
         self.program = program
         names = [s.name for s in program.streams]
@@ -48,8 +56,9 @@ class Dataflow:
         self.runners: dict[str, StreamRunner] = {}
         for info in program.streams:
             if info.name in hosted_set:
-                runner = StreamRunner(info, program.constants, self.counters)
-                runner.emit = emit
+                own = pool.counters_for(info.name, self.counters) if pool is not None else self.counters
+                runner = StreamRunner(info, program.constants, own)
+                runner.emit = emit if pool is None or not pool.silent(info.name) else _discard
                 self.runners[info.name] = runner
         # source name (event type or stream) -> hosted runners reading it, declaration order
         self.readers_of: dict[str, list[StreamRunner]] = {}
@@ -61,8 +70,14 @@ class Dataflow:
         self.queue: deque[tuple[StreamRunner, int, int, dict[str, Any]]] = deque()
         queued = self._chain_cuts()
         self.has_queue = bool(queued)
+        if pool is not None:
+            for name in topo_order(program):  # a `pass` stream follows its source's keys
+                if name in self.runners:
+                    pool.prepare(self.runners[name], self.runners)
         for runner in self.runners.values():
             runner.finalize(self.queue.append, queued, inline)
+            if pool is not None:
+                pool.wrap(runner)
         stream_names = set(names)
         self._reads = frozenset(src for src in self.readers_of if src not in self.runners)
         self.event_types = frozenset(src for src in self._reads if src not in stream_names)
