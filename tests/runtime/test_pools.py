@@ -159,3 +159,30 @@ def test_kill_9_of_one_pool_worker_restarts_it_alone_and_loses_what_it_reports(t
 def _write_and_close(pipe: IO[str], text: str) -> None:
     pipe.write(text)
     pipe.close()
+
+
+COUNTS = """
+context heavy
+stream Counts = T.context(heavy).partition_by(k).window(3).aggregate(k: k, n: count(), s: sum(v))
+stream Slides = T.context(heavy).partition_by(k).window(4, sliding: 2).aggregate(k: k, s: sum(v))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_count_windows_read_only_their_keys_rows_and_agree(tmp_path: Path) -> None:
+    """The workers of a pool parse only the rows of their own keys here (runtime/pool_rows.py):
+    keys that are one key (`1`, `1.0`), Bools, null, a List key (an error) and lines of another
+    shape still give one process's records and counts."""
+    keys = ['"a"', "1", "1.0", "true", "null", '"b"', "2", "[1]", "x"]
+    lines = [f"@{i} T {{ k: {keys[(i * 7) % len(keys)]}, v: {i % 11} }}" for i in range(3000)]
+    lines[1500:1500] = ["@1500 T { v: 4 }", "@1500 T { v: 5, k: 1 }"]
+    evt = tmp_path / "events.evt"
+    evt.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    programs = {"no contexts": COUNTS.replace("context heavy\n", "").replace(".context(heavy)", ""),
+                **{f"workers {n}": with_workers(COUNTS, n) for n in (1, 2, 3, 4)}}
+    outcomes = run_side_by_side(tmp_path, programs, evt)
+    assert_same_bytes(outcomes, "no contexts")
+    summaries = {name: [line for line in o.stderr.splitlines() if "errors" in line or "Late" in line]
+                 for name, o in outcomes.items()}
+    assert all(s == summaries["no contexts"] for s in summaries.values()), summaries
+    assert any("Expression errors" in line for line in summaries["no contexts"])

@@ -16,7 +16,7 @@ from typing import Any
 from varpulis_mp.engine.operators import StreamRunner
 from varpulis_mp.engine.output import Counters, Output
 from varpulis_mp.engine.plan import topo_order
-from varpulis_mp.engine.pool import PoolPart
+from varpulis_mp.engine.pool import PoolPart, row_owner
 from varpulis_mp.lang.checked import CheckedProgram
 
 _NO_READERS: list[StreamRunner] = []
@@ -70,6 +70,8 @@ class Dataflow:
         self.queue: deque[tuple[StreamRunner, int, int, dict[str, Any]]] = deque()
         queued = self._chain_cuts()
         self.has_queue = bool(queued)
+        self.pool = pool
+        event_types = {s.source for s in program.streams if not s.source_is_stream}
         if pool is not None:
             for name in topo_order(program):  # a `pass` stream follows its source's keys
                 if name in self.runners:
@@ -77,7 +79,7 @@ class Dataflow:
         for runner in self.runners.values():
             runner.finalize(self.queue.append, queued, inline)
             if pool is not None:
-                pool.wrap(runner)
+                pool.wrap(runner, event_types)
         stream_names = set(names)
         self._reads = frozenset(src for src in self.readers_of if src not in self.runners)
         self.event_types = frozenset(src for src in self._reads if src not in stream_names)
@@ -99,6 +101,13 @@ class Dataflow:
             return depth[name]
 
         return {r for name, r in self.runners.items() if depth_of(name) and depth_of(name) % CHAIN_CUT == 0}
+
+    def owner_of_rows(self, type_name: str) -> tuple[str, Callable[[Any], bool]] | None:
+        """In a pool's worker: whether it owns a key value of `type_name`'s events, when it may skip
+        the events of keys it does not own before parsing them (engine/pool.py `row_owner`)."""
+        if self.pool is None:
+            return None
+        return row_owner(self.pool, self.readers_of.get(type_name, []))
 
     def reads(self) -> frozenset[str]:
         """Event types and streams hosted elsewhere that hosted streams read."""

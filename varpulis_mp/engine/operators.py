@@ -222,6 +222,11 @@ class StreamRunner:
             add = agg.add
         self.window = make_window(spec.kind, spec.size, spec.slide, new_state, add, counters)
 
+    @property
+    def runs_before_window(self) -> bool:
+        """Whether operations run on a record before its window (a `.where`, a `.select`)."""
+        return bool(self._pre_ops)
+
     def _not_ready(self, origin: int, ts: int, fields: Fields) -> None:
         raise RuntimeError(f"stream {self.name}: finalize() was not called")
 

@@ -39,9 +39,9 @@ from varpulis_mp.engine.window_base import Closed
 from varpulis_mp.engine.window_count import CountWindow, SlidingCountWindow
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.lang.key_hash import worker_for_key
-from varpulis_mp.lang.values import key_of
+from varpulis_mp.lang.values import ExprError, key_of
 
-__all__ = ["PoolPart", "Role", "pool_roles"]
+__all__ = ["PoolPart", "Role", "pool_roles", "row_owner"]
 
 Role = Literal["hash", "origin", "first", "replicated", "pass"]
 _BY_STRATEGY: dict[str, Role] = {"consistent_hash": "hash", "round_robin": "origin", "single": "first"}
@@ -143,8 +143,9 @@ class PoolPart:
 
             runner.next_seq = counted
 
-    def wrap(self, runner: StreamRunner) -> None:
-        """After `finalize`: the entry of the stream (who takes which record, input indexes)."""
+    def wrap(self, runner: StreamRunner, event_types: Collection[str]) -> None:
+        """After `finalize`: the entry of the stream (who takes which record, input indexes);
+        `event_types`: the sources that are input events (one record per origin)."""
         role = self.roles.get(runner.name)
         inner = runner.push
         if role == "origin":
@@ -158,9 +159,10 @@ class PoolPart:
         elif role == "first" and self.worker != 0:
             runner.push = _drop
         elif role == "hash":
-            self._wrap_hash(runner, inner)
+            self._wrap_hash(runner, inner, runner.source in event_types)
 
-    def _wrap_hash(self, runner: StreamRunner, inner: Callable[[int, int, dict[str, Any]], None]) -> None:
+    def _wrap_hash(self, runner: StreamRunner, inner: Callable[[int, int, dict[str, Any]], None],
+                   from_events: bool) -> None:
         track = self._tracks[runner.name]
         window = runner.window
         assert window is not None
@@ -175,6 +177,13 @@ class PoolPart:
             if len(rank) != before:  # a key reached the window for the first time
                 places.append((origin, track.idx))
 
+        def push_event(origin: int, ts: int, f: dict[str, Any]) -> None:
+            # An input event is the only record of its origin: its input index is always 0.
+            before = len(rank)
+            inner(origin, ts, f)
+            if len(rank) != before:
+                places.append((origin, 0))
+
         flush = runner.flush
         expire = runner.expire_sessions
 
@@ -186,7 +195,7 @@ class PoolPart:
             arrive(origin)
             expire(now, origin)
 
-        runner.push = push
+        runner.push = push_event if from_events else push
         runner.flush = flushed  # type: ignore[method-assign]
         runner.expire_sessions = expired  # type: ignore[method-assign]
 
@@ -219,7 +228,7 @@ class PoolPart:
                     kv = one[0]
                     t = type(kv)
                     r = rank[kv if t is str or t is int or t is float else key_of(kv)]
-                    place = mine[r] if r < len(mine) else (track.origin, track.idx)
+                    place = mine[r] if r < len(mine) else (origin, track.idx)  # placed just now
                     track.sub = (track.idx, one[1] if timed else 0, place[0], place[1])
                     release(origin, [one])
 
@@ -230,3 +239,32 @@ class PoolPart:
 
 def _drop(origin: int, ts: int, f: dict[str, Any]) -> None:
     return None
+
+
+def row_owner(part: PoolPart, readers: list[StreamRunner]) -> tuple[str, Callable[[Any], bool]] | None:
+    """For an input event type read only by `hash` streams with count windows, no operation before
+    the window and one key field: whether this worker owns a key value, so that a line of a key it
+    does not own can be left unparsed (count windows need no watermark, and the others would drop
+    the record at the window anyway). Gives the key field with it; None when the type's lines
+    must all be read."""
+    if not readers or any(part.roles.get(r.name) != "hash" or r.runs_before_window
+                          or not isinstance(r.window, (CountWindow, SlidingCountWindow)) for r in readers):
+        return None
+    field = readers[0].pkey
+    if field is None or any(r.pkey != field for r in readers) or readers[0].key_filter is None:
+        return None
+    decided, decide = readers[0].key_filter
+
+    def owns(kv: Any) -> bool:
+        t = type(kv)
+        if t is str or t is int or t is float:
+            tag = kv
+        else:
+            try:
+                tag = key_of(kv)
+            except ExprError:
+                return True  # the stream counts the error (in worker 0)
+        mine = decided.get(tag)
+        return decide(tag, kv) if mine is None else mine
+
+    return field, owns

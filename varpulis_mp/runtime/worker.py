@@ -44,6 +44,7 @@ from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.blocks import BlockTaker
 from varpulis_mp.runtime.child import prepare_child
 from varpulis_mp.runtime.pool_input import PooledStream
+from varpulis_mp.runtime.pool_rows import OwnedRows
 from varpulis_mp.runtime.relay import WorkerSubscriptions
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.shapes import LearnedShapes
@@ -219,6 +220,9 @@ class _Worker(WorkerInput):
                 self.taker = BlockTaker(spec.index, spec.event_types, spec.owners, self.parser,
                                         self.flow.push_event, pushers, self._bad_line, self.emitted,
                                         self.batch, self._route)
+                owned = {t: found for t in spec.event_types if (found := self.flow.owner_of_rows(t)) is not None}
+                if owned:
+                    self.taker.owned = OwnedRows(self.taker.shapes, owned)
             # Ready means the sinks' clients exist too (RUN.md §6); a broker that is down is retried.
             # In a pool each worker has its own clients, whose ids carry its index (RUN.md §1.2).
             self.sinks = {name: [d.build(spec.worker, spec.workers) for d in descriptions]
