@@ -320,10 +320,10 @@ def test_worker_that_cannot_start_stops_the_run_with_its_message(tmp_path: Path,
 
     made = track_run_dirs(monkeypatch)
 
-    def broken(program: Any, emit: Any, hosted: Any = None) -> Any:
+    def broken(program: Any, emit: Any, hosted: Any = None, pool: Any = None) -> Any:
         if hosted == ["B"]:
             raise RuntimeError("cannot build")
-        return real(program, emit, hosted=hosted)
+        return real(program, emit, hosted=hosted, pool=pool)
 
     # The forked worker inherits the patch.
     monkeypatch.setattr("varpulis_mp.engine.dataflow.Dataflow", broken)

@@ -1,6 +1,6 @@
 """Random small programs and inputs give the same `simulate --output jsonl` bytes in every process
-layout: one worker process per context, `--inline`, and the same program with its contexts removed
-(VPL.md §9.1, §10.3; OUTPUT.md §1).
+layout: one worker process per context (or a pool of random size, RUN.md §7), `--inline`, and the
+same program with its contexts removed (VPL.md §9.1, §10.3; OUTPUT.md §1).
 
 The programs are generated from a model (contexts, streams, operations, the fields each stream
 outputs), so that every one passes `check`: downstream streams read fields that exist, windows,
@@ -90,6 +90,7 @@ class Stream:
 class Program:
     contexts: list[str]
     streams: list[Stream] = field(default_factory=list)
+    workers: dict[str, int] = field(default_factory=dict)  # a context's pool size (RUN.md §7), 1 unless given
 
     def __repr__(self) -> str:
         # Hypothesis shows a failing example by its repr: the program text reads best.
@@ -99,7 +100,8 @@ class Program:
         return next(s for s in self.streams if s.name == name)
 
     def render(self, with_contexts: bool = True) -> str:
-        parts = [f"context {c}" for c in self.contexts] if with_contexts else []
+        parts = [f"context {c}" + (f" (workers: {self.workers[c]})" if self.workers.get(c, 1) > 1 else "")
+                 for c in self.contexts] if with_contexts else []
         parts += [s.render(with_contexts) for s in self.streams]
         return "\n".join(parts) + "\n"
 
@@ -252,7 +254,8 @@ def programs(draw: st.DrawFn) -> Program:
     fan-outs, never a cycle) and lives in a declared context, in `default` by name, or nowhere
     named (the implicit `default`)."""
     contexts = [f"c{i}" for i in range(draw(st.integers(1, 4)))]
-    program = Program(contexts)
+    # Pools of random sizes: their results do not depend on the size (RUN.md §7).
+    program = Program(contexts, workers={c: draw(st.sampled_from((1, 1, 2, 3, 4))) for c in contexts})
     placements: list[str | None] = [*contexts, "default", None, None]
     for i in range(draw(st.integers(2, 6))):
         earlier = [s.name for s in program.streams]
@@ -289,7 +292,7 @@ def strip_contexts(source: str) -> str:
     and every `context:` item of an `.emit` removed."""
     lines = []
     for line in source.splitlines():
-        if re.fullmatch(r"context \w+|\s*\.context\(\w+\)", line):
+        if re.fullmatch(r"context \w+( \(workers: \d+\))?|\s*\.context\(\w+\)", line):
             continue
         lines.append(re.sub(r"context: \w+(, )?", "", line))
     return "\n".join(lines) + "\n"

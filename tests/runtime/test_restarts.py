@@ -226,7 +226,7 @@ def test_a_draining_worker_may_be_silent_while_its_sinks_close() -> None:
 
 def test_the_gap_between_what_the_dead_took_and_what_its_replacement_got_is_the_loss() -> None:
     lost: list[tuple[str, str, int]] = []
-    ledger = LossLedger(["ingest", "compute"], lambda c, s, n: lost.append((c, s, n)))
+    ledger = LossLedger(["ingest", "compute"], lambda c, _w, s, n: lost.append((c, s, n)))
     ledger.account(1, [wire.RESUMED, "p0", {}])
     ledger.account(1, [wire.CONSUMED, "p0", {"Valid": 1500}])
     ledger.restarted(1, "SIGKILL", 1, 5, {"p0"}, 0.0)
@@ -252,7 +252,7 @@ def test_records_of_a_shape_announced_only_to_a_dead_predecessor_are_counted_los
 
     program = load_program("context a\ncontext b\nstream A = T.context(a).emit(context: b, v: v)\n"
                            "stream B = A.context(b).emit(v: v)\n", "p.vpl")
-    spec = WorkerSpec(1, "b", None, ["B"], [], {"A": 0}, {}, prompt=True)
+    spec = WorkerSpec(1, "b", None, ["B"], [], {"A": [0]}, {}, prompt=True)
     worker = _Worker(program, spec, None, os.getpid())  # type: ignore[arg-type] # no sockets needed
     worker.dests[MERGER] = Outbox(None)
     frames = [[wire.SEQ, {"A": 40}], [wire.RECORDS, "A", 3, [1, 2], [7, 8], [[1], [2]]]]
@@ -346,7 +346,7 @@ def _lines(n: int) -> str:
     return "".join(f'@{i} Reading {{ id: "S{i % 7}", value: {i % 50} }}\n' for i in range(1, n + 1))
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(60)  # 150,000 events through `run`, then `simulate` of them: 16 s on a busy machine
 def test_kill_9_of_a_context_loses_exactly_what_it_reports(tmp_path: Path, run_dir_base: Path) -> None:
     events = tmp_path / "chain.evt"
     events.write_text(_lines(150_000), encoding="utf-8")
@@ -433,10 +433,10 @@ import runpy, sys
 from varpulis_mp.engine import dataflow
 real = dataflow.Dataflow
 
-def broken(program, emit, hosted=None):
+def broken(program, emit, hosted=None, pool=None):
     if hosted == ["Scaled"]:
         raise RuntimeError("cannot build")
-    return real(program, emit, hosted=hosted)
+    return real(program, emit, hosted=hosted, pool=pool)
 
 dataflow.Dataflow = broken
 sys.argv = ["varpulis-mp", *sys.argv[1:]]

@@ -17,6 +17,8 @@ from typing import Any
 
 from varpulis_mp.engine.operators import StreamRunner
 from varpulis_mp.engine.output import Counters, Output
+from varpulis_mp.engine.plan import topo_order
+from varpulis_mp.engine.pool import PoolPart, row_owner
 from varpulis_mp.lang.checked import CheckedProgram
 
 _NO_READERS: list[StreamRunner] = []
@@ -28,6 +30,10 @@ _NO_READERS: list[StreamRunner] = []
 CHAIN_CUT = 32
 
 
+def _discard(_out: Output) -> None:
+    return None
+
+
 class Dataflow:
     """Runs the streams named in `hosted` (None: all) of a checked program.
 
@@ -35,10 +41,13 @@ class Dataflow:
     stream's own order. A record reaches the hosted readers of its stream before that stream
     handles anything else, and everything an input causes is done when `push_event` returns.
     `inline` false: windows through their methods only (see `StreamRunner.finalize`), for tests.
+    With `pool`, the process is one worker of a pool: each stream keeps what that worker owns and
+    numbers its items so that the pool's outputs merge into one process's order (engine/pool.py).
     """
 
     def __init__(self, program: CheckedProgram, emit: Callable[[Output], None],
-                 hosted: Collection[str] | None = None, inline: bool = True) -> None:
+                 hosted: Collection[str] | None = None, inline: bool = True,
+                 pool: PoolPart | None = None) -> None:
         self.stream_counters: dict[str, Counters] = {}  # hosted stream -> its expression errors, late events...
         self.program = program
         names = [s.name for s in program.streams]
@@ -49,9 +58,11 @@ class Dataflow:
         self.runners: dict[str, StreamRunner] = {}
         for info in program.streams:
             if info.name in hosted_set:
-                counters = self.stream_counters[info.name] = Counters()
-                runner = StreamRunner(info, program.constants, counters)
-                runner.emit = emit
+                reported = self.stream_counters[info.name] = Counters()
+                # A pool worker that keeps a stream's outputs to itself keeps its counts too.
+                own = pool.counters_for(info.name, reported) if pool is not None else reported
+                runner = StreamRunner(info, program.constants, own)
+                runner.emit = emit if pool is None or not pool.silent(info.name) else _discard
                 self.runners[info.name] = runner
         # source name (event type or stream) -> hosted runners reading it, declaration order
         self.readers_of: dict[str, list[StreamRunner]] = {}
@@ -63,8 +74,16 @@ class Dataflow:
         self.queue: deque[tuple[StreamRunner, int, int, dict[str, Any]]] = deque()
         queued = self._chain_cuts()
         self.has_queue = bool(queued)
+        self.pool = pool
+        event_types = {s.source for s in program.streams if not s.source_is_stream}
+        if pool is not None:
+            for name in topo_order(program):  # a `pass` stream follows its source's keys
+                if name in self.runners:
+                    pool.prepare(self.runners[name], self.runners)
         for runner in self.runners.values():
             runner.finalize(self.queue.append, queued, inline)
+            if pool is not None:
+                pool.wrap(runner, event_types)
         stream_names = set(names)
         self._reads = frozenset(src for src in self.readers_of if src not in self.runners)
         self.event_types = frozenset(src for src in self._reads if src not in stream_names)
@@ -94,6 +113,13 @@ class Dataflow:
             return depth[name]
 
         return {r for name, r in self.runners.items() if depth_of(name) and depth_of(name) % CHAIN_CUT == 0}
+
+    def owner_of_rows(self, type_name: str) -> tuple[str, Callable[[Any], bool]] | None:
+        """In a pool's worker: whether it owns a key value of `type_name`'s events, when it may skip
+        the events of keys it does not own before parsing them (engine/pool.py `row_owner`)."""
+        if self.pool is None:
+            return None
+        return row_owner(self.pool, self.readers_of.get(type_name, []))
 
     def reads(self) -> frozenset[str]:
         """Event types and streams hosted elsewhere that hosted streams read."""

@@ -183,6 +183,19 @@ class StreamRunner:
         self.emit: Emit = _ignore
         self.readers: list[StreamRunner] = []
         self._seq = itertools.count()
+        # The numbering of the stream's items; a pool's worker (engine/pool.py) puts a key in its
+        # place that orders them as one process would, across the pool's workers.
+        self.next_seq: Callable[[], Any] = self._seq.__next__
+        # Counts the errors of the operations before the window and of the key (every worker of
+        # a pool runs them on every record, so only one of them counts: engine/pool.py).
+        self.pre_counters = counters
+        # Wraps the hand-over of closed windows before the arrival path binds it (engine/pool.py).
+        self.release_hook: Callable[[Callable[[int, list[Closed]], None]],
+                                    Callable[[int, list[Closed]], None]] | None = None
+        # Which keys this process keeps windows for (a pool's worker, engine/pool.py): a dict of
+        # the keys decided so far (tag -> bool) and the function deciding a new one from its tag and
+        # value. None: every key.
+        self.key_filter: tuple[dict[Any, bool], Callable[[Any, Any], bool]] | None = None
         self.ended = False
         before, has_window, after = split_ops(info.ops)
         self.pkey = info.partition_key
@@ -209,6 +222,11 @@ class StreamRunner:
             add = agg.add
         self.window = make_window(spec.kind, spec.size, spec.slide, new_state, add, counters)
 
+    @property
+    def runs_before_window(self) -> bool:
+        """Whether operations run on a record before its window (a `.where`, a `.select`)."""
+        return bool(self._pre_ops)
+
     def _not_ready(self, origin: int, ts: int, fields: Fields) -> None:
         raise RuntimeError(f"stream {self.name}: finalize() was not called")
 
@@ -229,12 +247,14 @@ class StreamRunner:
                 self._release = _define(self._release_source(rns), rns, "_vp_release", self.name)
             else:
                 self._release = self._release_interpreted
+        if self.release_hook is not None:
+            self._release = self.release_hook(self._release)
         self.push = self.out if self.window is None else self._window_push(enqueue, queued, inline)
 
     def _record_lines(self, ns: dict[str, object], enqueue: Callable[[tuple[StreamRunner, int, int, Fields]], None]
                       | None, queued: Collection[StreamRunner], ops: list[ast.Operation]) -> list[str]:
         """Body lines taking the record `f` (time `ts`) through `ops`, to `emit` and the readers."""
-        ns.update({"_emit": self.emit, "_Output": Output, "_next": self._seq.__next__, "_enqueue": enqueue})
+        ns.update({"_emit": self.emit, "_Output": Output, "_next": self.next_seq, "_enqueue": enqueue})
         body = stage_source(ops, self.constants, ns, self.counters)
         body.append(f"    _emit(_Output(origin, {self.index}, _next(), {self.name!r}, 'record', ts, f))")
         for i, reader in enumerate(self.readers):
@@ -260,7 +280,7 @@ class StreamRunner:
         keyed = self.pkey is not None
         for key_value, rts, state in closed:
             res = agg.result_interpreted(state, key_value)
-            self.emit(Output(origin, self.index, next(self._seq), self.name, self.kind, rts, res,
+            self.emit(Output(origin, self.index, self.next_seq(), self.name, self.kind, rts, res,
                              key_value if keyed else NO_KEY))
             self.out(origin, rts, res)
 
@@ -269,7 +289,7 @@ class StreamRunner:
         through the operations after the window (`out`): generated, with the result inline."""
         agg = self.agg
         assert agg is not None
-        ns.update({"_emit": self.emit, "_Output": Output, "_next": self._seq.__next__, "_out": self.out,
+        ns.update({"_emit": self.emit, "_Output": Output, "_next": self.next_seq, "_out": self.out,
                    "_NO_KEY": NO_KEY})
         key = "ckv" if self.pkey is not None else "_NO_KEY"
         return "\n".join([
@@ -292,14 +312,14 @@ class StreamRunner:
         assert window is not None
         ns: dict[str, object] = {
             "_advance": window.advance, "_add": window.add, "_release": self._release,
-            "_key_of": key_of, "_ExprError": ExprError, "_counters": self.counters,
+            "_key_of": key_of, "_ExprError": ExprError, "_counters": self.pre_counters,
         }
         body: list[str] = []
         if isinstance(window, TimeWindow) and inline:
             body += ["    " + line for line in window.inline_advance(ns)]
         elif window.time_based:
             body += ["    closed = _advance(ts)", "    if closed:", "        _release(origin, closed)"]
-        body += stage_source(self._pre_ops, self.constants, ns, self.counters)
+        body += stage_source(self._pre_ops, self.constants, ns, self.pre_counters)
         agg = self.agg
         add = agg.add_lines(ns, fields_read=True) if agg is not None else None
         new_state = f"[{agg.initial_source(ns)}]" if agg is not None else "[]"
@@ -321,6 +341,15 @@ class StreamRunner:
                 "        except _ExprError:",
                 "            _counters.expression_errors += 1",
                 "            return None",
+            ]
+        if self.key_filter is not None:
+            ns["_vpK_get"], ns["_vpK_decide"] = self.key_filter[0].get, self.key_filter[1]
+            body += [
+                "    mine = _vpK_get(tag)",
+                "    if mine is None:",
+                "        mine = _vpK_decide(tag, kv)",
+                "    if not mine:",
+                "        return None",
             ]
         if lines is None:
             body += ["    released = _add(tag, kv, ts, f)", "    if released:", "        _release(origin, released)"]

@@ -33,6 +33,7 @@ from typing import Any
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.evt_fast import compile_shape, fast_kinds, shape_set
 from varpulis_mp.io.readers import EventParser
+from varpulis_mp.runtime.pool_rows import OwnedRows
 from varpulis_mp.runtime.shapes import LearnedShapes
 
 __all__ = ["BlockTaker", "UNLIMITED"]
@@ -79,6 +80,7 @@ class BlockTaker:
         # The checker's one-call check of the lines nobody reads: the shape of the first such event.
         self.rest_shape: re.Pattern[str] | None = None
         self.rest_misses = 0
+        self.owned: OwnedRows | None = None  # a pool's worker: only the rows of its keys are parsed
 
     def _now(self) -> int:
         return self.parser.batch_time
@@ -119,6 +121,10 @@ class BlockTaker:
             if first + idx[-1] >= limit:
                 idx = [i for i in idx if first + i < limit]
                 rows = rows[:len(idx)]
+            if self.owners[t] == self.me:
+                self.events += len(rows)
+            if self.owned is not None:  # a pool's worker parses the rows of its own keys only
+                rows, idx = self.owned.keep(t, rows, idx, self._now)
             # In slices of `batch` rows, so what they emit goes out in bounded messages.
             batch = self.batch
             direct = self.pushers[t]
@@ -127,8 +133,6 @@ class BlockTaker:
                 shapes.feed(t, rows[start:start + batch], idx[start:start + batch], first, now, direct)
                 if len(self.emitted) >= batch:
                     self.route()
-            if self.owners[t] == self.me:
-                self.events += len(rows)
             return
         done = 0  # candidates handled so far
         try:

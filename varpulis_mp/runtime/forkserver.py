@@ -203,7 +203,7 @@ class ForkServer:
         self._standby: _Peer | None = None
         self._specs = len(specs)
         self._supervisor = supervisor
-        self._names = {SERVER_NAME} | {f"vmp-{spec.name}"[:15] for spec in specs}
+        self._names = {SERVER_NAME} | {f"vmp-{spec.process_name}"[:15] for spec in specs}
         self._strays_until = 0.0  # strays of a lost server may end until then
         self._closed = False
 
@@ -466,7 +466,7 @@ class _Server:
     def _become_worker(self, index: int, latch: int) -> NoReturn:
         spec = self.specs[index]
         self.channel.close()  # the server's end: its end of file must come when the server ends
-        _prctl(_PR_SET_NAME, f"vmp-{spec.name}"[:15].encode())  # visible as the worker at once
+        _prctl(_PR_SET_NAME, f"vmp-{spec.process_name}"[:15].encode())  # visible as the worker at once
         _await_latch(latch, self.supervisor)
         worker_main(self.program, spec, self.run_dir, self.supervisor)
 

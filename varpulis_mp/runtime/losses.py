@@ -28,15 +28,15 @@ __all__ = ["REPORT_WAIT_S", "LossLedger", "describe_loss"]
 
 REPORT_WAIT_S = 1.0
 
-# (context, stream, records) for each loss, as it is found
-OnLoss = Callable[[str, str, int], None]
+# (context, worker in its pool, stream, records) for each loss, as it is found
+OnLoss = Callable[[str, int, str, int], None]
 
 
 @dataclass
 class _Restart:
     """A restart whose log line is not written yet."""
 
-    context: str
+    where: str  # `context 'compute'`, `context 'compute-1'` for a pool's worker 1
     how: str  # `SIGKILL`, `exit status 70`
     attempt: int
     max_restarts: int
@@ -55,8 +55,11 @@ def describe_loss(lost: Counter[str]) -> str:
 class LossLedger:
     """What each worker has taken of each input channel, and what restarts lost."""
 
-    def __init__(self, contexts: list[str], on_loss: OnLoss | None = None) -> None:
+    def __init__(self, contexts: list[str], on_loss: OnLoss | None = None,
+                 pool_workers: list[int | None] | None = None) -> None:
         self._contexts = contexts
+        # Each process's worker index in its pool (None outside pools): logs and metrics name it.
+        self._pool_workers = pool_workers or [None] * len(contexts)
         self._on_loss = on_loss
         # worker -> channel -> stream -> the last record number a process of it took
         self._known: dict[int, dict[str, dict[str, int]]] = {}
@@ -83,7 +86,10 @@ class LossLedger:
                   now: float) -> None:
         """Worker `worker`'s replacement is starting: report its restart once its losses are known."""
         self.flush(worker)
-        self._pending[worker] = _Restart(self._contexts[worker], how, attempt, max_restarts, set(channels), now)
+        n = self._pool_workers[worker]
+        # A pool's worker is named as its process is (`compute-1`, RUN.md §6).
+        where = f"context '{self._contexts[worker]}" + (f"-{n}'" if n is not None else "'")
+        self._pending[worker] = _Restart(where, how, attempt, max_restarts, set(channels), now)
 
     def account(self, worker: int, frame: list[Any]) -> None:
         """A `CONSUMED`, `RESUMED` or `LOST` frame from worker `worker`."""
@@ -117,7 +123,7 @@ class LossLedger:
         if pending is not None:
             pending.lost[stream] += records
         if self._on_loss is not None:
-            self._on_loss(context, stream, records)
+            self._on_loss(context, self._pool_workers[worker] or 0, stream, records)
 
     def tick(self, now: float) -> None:
         """Write the restart lines that waited long enough for their replacement's reports."""
@@ -129,6 +135,6 @@ class LossLedger:
         for w in [worker] if worker is not None else list(self._pending):
             pending = self._pending.pop(w, None)
             if pending is not None:
-                runtime_log.warning("context '%s' restarted after %s (restart %d of %d); %s", pending.context,
+                runtime_log.warning("%s restarted after %s (restart %d of %d); %s", pending.where,
                                     pending.how, pending.attempt, pending.max_restarts,
                                     describe_loss(pending.lost))

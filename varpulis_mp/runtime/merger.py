@@ -17,7 +17,6 @@ arrived. The loss accounting frames a worker sends in band (`CONSUMED`, `RESUMED
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
 from operator import attrgetter, itemgetter
@@ -26,6 +25,7 @@ from typing import Any
 from varpulis_mp.engine.output import NO_KEY, Counters, Output
 from varpulis_mp.errors import Diagnostic
 from varpulis_mp.runtime import wire
+from varpulis_mp.runtime.pool_input import take_upto
 
 __all__ = ["ENDED", "Merger"]
 
@@ -42,7 +42,8 @@ class Merger:
 
     def __init__(self, stream_names: list[str], n_workers: int, cross_fanout: dict[str, int],
                  on_origin_complete: Callable[[list[Output]], None], skip_empty: bool = False,
-                 on_lines: Callable[[list[str]], None] | None = None) -> None:
+                 on_lines: Callable[[list[str]], None] | None = None,
+                 pools: dict[str, list[int]] | None = None) -> None:
         self.stream_names = stream_names
         self.on_origin_complete = on_origin_complete
         self.on_lines = on_lines
@@ -54,6 +55,14 @@ class Merger:
         self.fanout = [cross_fanout.get(name, 0) for name in stream_names]
         self.any_fanout = any(self.fanout)
         self.progress: dict[str, int] = {name: 0 for name in stream_names}
+        # A stream that several workers of a pool emit has a progress per worker (RUN.md §7): an
+        # origin is complete once each of them passed it. Keyed by (worker, stream).
+        self.slots: dict[tuple[int, str], str] = {}
+        for name, workers in (pools or {}).items():
+            del self.progress[name]
+            for w in workers:
+                slot = self.slots[(w, name)] = f"{name}@{w}"
+                self.progress[slot] = 0
         self.ended = 0
         self.pending: dict[int, list[Output]] = {}
         self.released = 0  # every origin up to this one has been handed over
@@ -86,15 +95,16 @@ class Merger:
             elif kind == wire.PROGRESS:
                 progress = self.progress
                 n = frame[2]
+                slots = self.slots
                 for name in frame[1]:
+                    if slots:
+                        name = slots.get((worker, name), name)
                     if progress[name] < n:
                         progress[name] = n
             elif kind == wire.SHAPE:
                 dec.learn(frame)
             elif kind == wire.EOS:
-                if self.progress[frame[1]] != ENDED:
-                    self.progress[frame[1]] = ENDED
-                    self.ended += 1
+                self._end(self.slots.get((worker, frame[1]), frame[1]))
                 self.flush_origin = frame[2]
             elif kind == wire.STATS:
                 _, expression_errors, late_events, sessions_closed, events, unread = frame[:6]
@@ -174,12 +184,16 @@ class Merger:
         self.done[worker] = False
         self.failures.pop(worker, None)
 
-    def give_up(self, streams: list[str], flush_origin: int) -> None:
-        """The streams of a context given up on end here: nothing more of them will come."""
+    def _end(self, slot: str) -> None:
+        if self.progress[slot] != ENDED:
+            self.progress[slot] = ENDED
+            self.ended += 1
+
+    def give_up(self, streams: list[str], flush_origin: int, worker: int | None = None) -> None:
+        """The streams of a context (of its process `worker` in a pool) given up on end here:
+        nothing more of them will come."""
         for name in streams:
-            if self.progress[name] != ENDED:
-                self.progress[name] = ENDED
-                self.ended += 1
+            self._end(self.slots.get((worker, name), name) if worker is not None else name)
         if self.flush_origin is None:
             self.flush_origin = flush_origin
 
@@ -237,14 +251,11 @@ class Merger:
         if not held:
             return
         # Mostly in order already (each worker sends its origins in order), so the sort is cheap.
-        held.sort()
-        cut = bisect_left(held, (upto + 1,))
-        if not cut:
+        taken = take_upto(held, upto)
+        if not taken:
             return
-        released = held[:cut]
-        del held[:cut]
-        self.held -= cut
+        self.held -= len(taken)
         assert self.on_lines is not None
-        self.on_lines(list(map(itemgetter(3), released)))
+        self.on_lines(list(map(itemgetter(3), taken)))
         if self.on_lines_released is not None:
-            self.on_lines_released(released)
+            self.on_lines_released(taken)

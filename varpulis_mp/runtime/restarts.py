@@ -59,7 +59,8 @@ class Restarts:
         self.relayed: dict[tuple[int, int], RelayedSource] = {}
         self.given_up_on: set[int] = set()
         self.watch = live.watch if live is not None else None
-        self.losses = LossLedger([s.name for s in specs], self._on_loss)
+        self.losses = LossLedger([s.name for s in specs], self._on_loss,
+                                 [s.worker if s.workers > 1 else None for s in specs])
         self.spawner: Spawner | None = None
         self.last_counters: dict[int, WorkerCounters] = {}  # each worker's last heartbeat's
         self.workers = WorkerSet(specs)  # started by start_workers, once the run directory exists
@@ -118,19 +119,19 @@ class Restarts:
                     counts.window_flushes, counts.late = before.window_flushes, before.late
                     counts.expression_errors = before.expression_errors
             counters.streams = exact
-            self.watch.apply(handle.context, 0, counters)
+            self.watch.apply(handle.context, handle.worker, counters)
         if records is not None:
             records.clear()
         self.losses.died(index)
         if self.watch is not None:
-            self.watch.worker_exited(handle.context, 0)
+            self.watch.worker_exited(handle.context, handle.worker)
 
     def finished(self, index: int) -> bool:
         return bool(self.merger.done[index])
 
     def worker_ready(self, handle: WorkerHandle) -> None:
         if self.watch is not None:
-            self.watch.worker_ready(handle.context, 0)
+            self.watch.worker_ready(handle.context, handle.worker)
 
     def worker_counters(self, handle: WorkerHandle, data: Any) -> None:
         """A heartbeat's counters (runtime/worker_meter.py) to whoever watches the workers."""
@@ -139,10 +140,10 @@ class Restarts:
         try:
             counters = WorkerCounters.from_data(data)
         except ValueError as exc:
-            runtime_log.debug("context '%s': %s", handle.context, exc)
+            runtime_log.debug("context '%s': %s", handle.label, exc)
             return
         self.last_counters[handle.index] = counters
-        self.watch.apply(handle.context, 0, counters)
+        self.watch.apply(handle.context, handle.worker, counters)
 
     def channels_sent(self, src: int, sent: Any) -> None:
         """A heartbeat's records sent on each channel of worker `src`: each channel's fill is what
@@ -160,13 +161,13 @@ class Restarts:
         index = handle.index
         spec = handle.spec
         self.merger.restarted(index)
-        channels = {f"p{src}" for src in spec.inputs_from.values()}
+        channels = {f"p{src}" for srcs in spec.inputs_from.values() for src in srcs}
         if spec.event_types:
             channels.add("in")
         max_restarts = self.policy.max_restarts if self.policy is not None else 0
         self.losses.restarted(index, how, attempt, max_restarts, channels, time.monotonic())
         if self.watch is not None:
-            self.watch.worker_restarted(handle.context, 0)
+            self.watch.worker_restarted(handle.context, handle.worker)
 
     def replacement_ready(self, handle: WorkerHandle) -> None:
         router = self.router
@@ -179,7 +180,7 @@ class Restarts:
         router.outbox[index].append(wire.encode(frames))
         if self.live_reader is not None:
             self.live_reader.reshape(index)
-        for src in sorted(set(handle.spec.inputs_from.values())):
+        for src in sorted({src for srcs in handle.spec.inputs_from.values() for src in srcs}):
             router.outbox[src].append(wire.encode([(wire.RESEND, index)]))
         for (worker, _sub), relay in self.relayed.items():
             if worker == index:
@@ -196,15 +197,16 @@ class Restarts:
         flush_origin = router.flush_origin
         assert flush_origin is not None
         spec = self.specs[index]
-        self.merger.give_up(spec.streams, flush_origin)
+        self.merger.give_up(spec.emits(), flush_origin, index)
         self.merger.done[index] = True
         for other in self.specs:
-            ended: list[wire.Frame] = [(wire.EOS, name, flush_origin)
-                                       for name, src in other.inputs_from.items() if src == index]
+            # The sender's index goes with each end: a reader of a pool counts the ends per worker.
+            ended: list[wire.Frame] = [(wire.EOS, name, flush_origin, index)
+                                       for name, srcs in other.inputs_from.items() if index in srcs]
             if ended and other.index not in self.given_up_on:
                 router.outbox[other.index].append(wire.encode(ended))
         router.pump()
 
-    def _on_loss(self, context: str, stream: str, records: int) -> None:
+    def _on_loss(self, context: str, worker: int, stream: str, records: int) -> None:
         if self.watch is not None:
-            self.watch.add_lost(context, 0, stream, records)
+            self.watch.add_lost(context, worker, stream, records)

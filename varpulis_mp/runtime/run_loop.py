@@ -67,8 +67,13 @@ class Supervisor(Stopping):
         self.capacity = capacity
         self.reader: SourceThread | None = None
         self.blocks = any(spec.block_ingress for spec in specs)
+        emitters: dict[str, list[int]] = {}
+        for spec in specs:
+            for name in spec.emits():
+                emitters.setdefault(name, []).append(spec.index)
         self.merger = Merger([s.name for s in program.streams], len(specs), plan.cross_fanout,
-                             on_origin_complete, skip_empty, on_lines)
+                             on_origin_complete, skip_empty, on_lines,
+                             pools={name: ws for name, ws in emitters.items() if len(ws) > 1})
         self.merger.on_accounting = self.losses.account
         if self.policy is not None and self.watch is not None:
             self.merger.records_by = [Counter() for _ in specs]
@@ -123,7 +128,7 @@ class Supervisor(Stopping):
             self.supervision.check(time.monotonic())
             self.signals.dispatch(self)
             if time.monotonic() > deadline:
-                name = next(w.context for w in self.workers.handles if w.state is WorkerState.STARTING)
+                name = next(w.label for w in self.workers.handles if w.state is WorkerState.STARTING)
                 raise WorkerStartFailure(f"context '{name}' worker did not become ready")
             assert self.control is not None
             if wait([self.control], [], [], POLL_S)[0]:
@@ -150,7 +155,7 @@ class Supervisor(Stopping):
                             self.channels_sent(handle.index, frame[5])
                 elif kind == wire.FAIL:
                     # Exit codes mean something: a worker that cannot start stops the run.
-                    name = self.workers[frame[2]].context
+                    name = self.workers[frame[2]].label
                     raise WorkerStartFailure(f"context '{name}' worker failed to start: {frame[1]}")
 
     def _connect(self) -> None:
@@ -262,7 +267,7 @@ class Supervisor(Stopping):
 
     def _check_failures(self) -> None:
         for i, message in self.merger.failures.items():
-            raise RuntimeFailure(f"context '{self.workers[i].context}' worker failed: {message}")
+            raise RuntimeFailure(f"context '{self.workers[i].label}' worker failed: {message}")
 
     def _cleanup(self) -> None:
         """Whatever happened: no worker left running or unreaped, no socket, no run directory."""

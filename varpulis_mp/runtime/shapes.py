@@ -61,3 +61,10 @@ class LearnedShapes:
         names = tuple(event.fields)
         kinds = fast_kinds(type_name, names, first)
         self._shapes[type_name] = None if kinds is None else shape_set((compile_shape(type_name, names, kinds),))
+
+    def column(self, type_name: str, field: str) -> int | None:
+        """Where a row of the learned shape holds `field`'s text (None: no shape, or no such field)."""
+        shape = self._shapes.get(type_name)
+        if shape is None or len(shape.shapes) != 1 or field not in shape.shapes[0].names:
+            return None
+        return 3 + shape.shapes[0].names.index(field)  # after the time, its unit and the type name

@@ -90,7 +90,7 @@ class Stopping(Restarts):
         done = self.merger.done
         unfinished = [w for w in self.workers.handles if w.alive and not done[w.index]]
         self.workers.terminate(unfinished)
-        name = unfinished[0].context if unfinished else self.workers[0].context
+        name = unfinished[0].label if unfinished else self.workers[0].label
         raise HardStop(f"{why} before context '{name}' finished")
 
     @contextmanager
@@ -171,9 +171,9 @@ class Stopping(Restarts):
             if w.index in self.given_up_on or w.index in self.supervision.finished_dead:
                 continue
             if not self.workers.await_exit(w, deadline):
-                raise RuntimeFailure(f"context '{w.context}' worker did not exit after it finished")
+                raise RuntimeFailure(f"context '{w.label}' worker did not exit after it finished")
             if w.status != 0:
-                raise RuntimeFailure(f"context '{w.context}' worker {self.describe(w)}")
+                raise RuntimeFailure(f"context '{w.label}' worker {self.describe(w)}")
         self.hear_control()  # the workers' last heartbeats: their final counters
         if self.supervision.given_up:
             raise RuntimeFailure(self.supervision.given_up[0])

@@ -140,8 +140,8 @@ class Supervision:
         if handle.restarts:
             noticed = self._noticed.pop(handle.index, now)
             self.restart_times.append(now - noticed)
-            self.policy.healthy(handle.context, now)
-            runtime_log.debug("context '%s' restart time %.3f s", handle.context, now - noticed)
+            self.policy.healthy(handle.label, now)
+            runtime_log.debug("context '%s' restart time %.3f s", handle.label, now - noticed)
             self.run.replacement_ready(handle)
 
     def heartbeat(self, handle: WorkerHandle, now: float, *, draining: bool = False) -> None:
@@ -154,14 +154,14 @@ class Supervision:
         self.run.worker_exited(handle)
         self._aborted.pop(handle.index, None)
         death = Death(handle.status or 0, handle.ready_at is not None, handle.asked_to_stop)
-        decision = self.policy.decide(handle.context, now, death)
+        decision = self.policy.decide(handle.label, now, death)
         if isinstance(decision, Ignore):
             return
         how = _how(handle.status or 0)
         if self.restarts and self.run.finished(handle.index):
             # Its outputs, ends and counters are all in: a replacement would have nothing to do.
             runtime_log.warning("context '%s' worker died (%s) after it finished; nothing to restart",
-                                handle.context, how)
+                                handle.label, how)
             self.finished_dead.add(handle.index)
             return
         reason = f"{decision.reason}: {detail}" if detail and not isinstance(decision, Restart) else None
@@ -170,7 +170,7 @@ class Supervision:
             self._noticed[handle.index] = now + decision.delay_s
             self._due[handle.index] = _Due(now + decision.delay_s, how, decision.attempt)
             if detail:
-                runtime_log.warning("context '%s' worker failed: %s", handle.context, detail)
+                runtime_log.warning("context '%s' worker failed: %s", handle.label, detail)
         elif isinstance(decision, BootFailure):
             raise WorkerStartFailure(reason or decision.reason)
         elif isinstance(decision, GiveUp):
@@ -180,7 +180,7 @@ class Supervision:
         elif isinstance(decision, StopRun):
             raise RunStopped(reason or decision.reason)
         else:  # a restart where none is possible (simulate): the run fails, as it always did
-            text = f"context '{handle.context}' worker {describe_status(handle.status or 0)}"
+            text = f"context '{handle.label}' worker {describe_status(handle.status or 0)}"
             raise RuntimeFailure(f"{text}: {detail}" if detail else text)
 
     def _check_hung(self, now: float) -> None:
@@ -195,7 +195,7 @@ class Supervision:
         for handle in self.workers.handles:
             if handle.alive and handle.state is WorkerState.STARTING and handle.restarts \
                     and now - handle.started_at > START_TIMEOUT_S:
-                runtime_log.warning("context '%s' worker not ready after %.0f s: killing it", handle.context,
+                runtime_log.warning("context '%s' worker not ready after %.0f s: killing it", handle.label,
                                     START_TIMEOUT_S)
                 self.workers.kill(handle, signal.SIGKILL)
             if not handle.alive or handle.state is not WorkerState.READY:
@@ -203,7 +203,7 @@ class Supervision:
             aborted = self._aborted.get(handle.index)
             if aborted is None and now - handle.last_heartbeat > timeout:
                 runtime_log.warning("context '%s' worker sent no heartbeat for %.1f s: killing it",
-                                    handle.context, now - handle.last_heartbeat)
+                                    handle.label, now - handle.last_heartbeat)
                 self._aborted[handle.index] = now
                 self.workers.kill(handle, signal.SIGABRT)
                 # A stopped process (SIGSTOP) takes no signal but SIGKILL until continued.

@@ -74,7 +74,8 @@ def run_processes(program: CheckedProgram, source: FileInput | LiveInput, delive
     blocks = live is None and not announces and any(c.event_types for c in plan.contexts)
     display_path = source.display_path
     specs = worker_specs(plan, options.channel_capacity, display_path, options.pin, set(options.unpinned),
-                         block_ingress=blocks, jsonl_out=lines is not None, prompt=live is not None)
+                         block_ingress=blocks, jsonl_out=lines is not None, prompt=live is not None,
+                         program=program)
     if live is not None:
         for spec in specs:  # each stream's sinks run in the worker of its context (RUN.md §1.2)
             spec.sinks = {name: live.sinks[name] for name in spec.streams if name in live.sinks}
@@ -99,6 +100,8 @@ def _relay_subscriptions(sup: Supervisor, live: LiveInput, specs: list[WorkerSpe
     """Give each worker its subscriptions, and the live feed one `RelayedSource` per subscription."""
     relayed: dict[tuple[int, int], RelayedSource] = {}
     for spec in specs:
+        if spec.worker:
+            continue  # a pool's subscriptions run once, in its worker 0 (RUN.md §7)
         for sub, source in enumerate(live.subscriptions.get(spec.name, [])):
             assert source.source is not None
             spec.subscriptions.append(source.source)
@@ -116,42 +119,76 @@ def _relay_subscriptions(sup: Supervisor, live: LiveInput, specs: list[WorkerSpe
 
 
 def worker_specs(plan: Plan, capacity: int, display_path: str, pin: bool, unpinned: set[str], *,
-                 block_ingress: bool = False, jsonl_out: bool = False, prompt: bool = False) -> list[WorkerSpec]:
-    """One WorkerSpec per context of the plan, with context names turned into indices; `prompt`
-    for a live run (outputs leave each worker as soon as its inputs are drained)."""
-    index = {c.name: i for i, c in enumerate(plan.contexts)}
-    n = len(plan.contexts)
-    # reach[i][j]: records of context i can reach context j; a cycle of contexts is i, j reaching each other.
-    reach = [[False] * n for _ in range(n)]
-    for i, c in enumerate(plan.contexts):
-        for dsts in c.outputs_to.values():
-            for d in dsts:
-                reach[i][index[d]] = True
-    for k in range(n):
-        for i in range(n):
-            if reach[i][k]:
-                for j in range(n):
-                    if reach[k][j]:
-                        reach[i][j] = True
+                 block_ingress: bool = False, jsonl_out: bool = False, prompt: bool = False,
+                 program: CheckedProgram | None = None) -> list[WorkerSpec]:
+    """One WorkerSpec per worker process of the plan (a context's processes in a row, from its
+    worker 0), with context names turned into process indices; `prompt` for a live run (outputs
+    leave each worker as soon as its inputs are drained). A plan with pools needs the `program`
+    (the roles of a pool's streams follow from their windows, engine/pool.py)."""
+    first = plan.first_process()
+    contexts = {c.name: c for c in plan.contexts}
+    roles = _pool_roles(plan, program)
+    silent = {c.name: [s for s, role in roles.get(c.name, {}).items() if role == "replicated"] for c in plan.contexts}
+
+    def processes(ctx: str) -> list[int]:
+        return list(range(first[ctx], first[ctx] + contexts[ctx].workers))
+
+    def senders(stream: str) -> list[int]:
+        ctx = plan.stream_context[stream]
+        return processes(ctx)[:1] if stream in silent[ctx] else processes(ctx)
+
+    reach = _reach(plan)
     owners: dict[str, int] = {}
-    for i, c in enumerate(plan.contexts):
+    for c in plan.contexts:
         for t in c.event_types:
-            owners.setdefault(t, i)
+            owners.setdefault(t, first[c.name])
     specs: list[WorkerSpec] = []
-    for i, c in enumerate(plan.contexts):
-        cores = c.cores
-        if not pin or c.name in unpinned or (cores is not None and affinity.unavailable_core(cores) is not None):
-            cores = None
-        inputs_from = {s: index[ctx] for s, ctx in c.inputs_from.items()}
-        specs.append(WorkerSpec(
-            index=i, name=c.name, cores=list(cores) if cores else None, streams=list(c.streams),
-            event_types=list(c.event_types), inputs_from=inputs_from,
-            outputs_to={s: [index[d] for d in dsts] for s, dsts in c.outputs_to.items()},
-            cycle_peers={src for src in inputs_from.values() if reach[i][src] and reach[src][i]},
-            capacity=capacity, display_path=display_path,
-            block_ingress=block_ingress, owners=owners if block_ingress else {}, jsonl_out=jsonl_out,
-            prompt=prompt,
-        ))
+    for c in plan.contexts:
+        for n in range(c.workers):
+            cores = c.worker_cores[n]
+            if not pin or c.name in unpinned or (cores is not None and affinity.unavailable_core(cores) is not None):
+                cores = None
+            inputs_from = {s: senders(s) for s in c.inputs_from}
+            quiet = silent[c.name] if n else []
+            specs.append(WorkerSpec(
+                index=first[c.name] + n, name=c.name, cores=list(cores) if cores else None, streams=list(c.streams),
+                event_types=list(c.event_types), inputs_from=inputs_from,
+                outputs_to={s: [p for d in dsts for p in processes(d)] for s, dsts in c.outputs_to.items()
+                            if s not in quiet},
+                cycle_peers={p for s, ctx in c.inputs_from.items() if reach[c.name][ctx] and reach[ctx][c.name]
+                             for p in inputs_from[s]},
+                capacity=capacity, display_path=display_path,
+                block_ingress=block_ingress, owners=owners if block_ingress else {}, jsonl_out=jsonl_out,
+                prompt=prompt, worker=n, workers=c.workers, roles=dict(roles.get(c.name, {})), silent=list(quiet),
+            ))
     return specs
 
 
+def _pool_roles(plan: Plan, program: CheckedProgram | None) -> dict[str, dict[str, str]]:
+    """Each pool's streams' roles (engine/pool.py), by context."""
+    pools = [c for c in plan.contexts if c.workers > 1]
+    if not pools:
+        return {}
+    if program is None:
+        raise ValueError("a plan with pools needs its program to place their streams")
+    from varpulis_mp.engine.pool import pool_roles  # the supervisor runs no stream: imported when needed
+
+    return {c.name: dict(pool_roles(program, c.streams, dict(c.strategies))) for c in pools}
+
+
+def _reach(plan: Plan) -> dict[str, dict[str, bool]]:
+    """reach[a][b]: records of context a can reach context b; a cycle of contexts is a, b reaching
+    each other."""
+    names = [c.name for c in plan.contexts]
+    reach = {a: dict.fromkeys(names, False) for a in names}
+    for c in plan.contexts:
+        for dsts in c.outputs_to.values():
+            for d in dsts:
+                reach[c.name][d] = True
+    for k in names:
+        for i in names:
+            if reach[i][k]:
+                for j in names:
+                    if reach[k][j]:
+                        reach[i][j] = True
+    return reach

@@ -195,7 +195,7 @@ and announces the shapes its records use.
         self.open_stream: str | None = None
         self.open_names: tuple[str, ...] = ()
         self.open_times: list[int] = []
-        self.open_origins: list[int] = []
+        self.open_origins: list[Any] = []
         self.open_rows: list[list[Any]] = []
         self.numbered = numbered
         self.sent: dict[str, int] = {}  # stream -> records sent so far (numbered channels)
@@ -206,8 +206,9 @@ and announces the shapes its records use.
         self.frames.append(frame)
         self.open_stream = None
 
-    def add_record(self, stream: str, ts: int, origin: int, fields: dict[str, Any]) -> None:
-        """Append one record of `stream`; seals the message once it holds `batch` records."""
+    def add_record(self, stream: str, ts: int, origin: int | list[Any], fields: dict[str, Any]) -> None:
+        """Append one record of `stream`; seals the message once it holds `batch` records. A pool's
+        record gives `[origin, order key]` for its origin (runtime/pool_input.py)."""
         names = tuple(fields)
         if stream != self.open_stream or names != self.open_names:
             sid = self.shapes.shape_id(names, self.frames)

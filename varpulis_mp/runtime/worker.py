@@ -34,7 +34,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from varpulis_mp.engine.output import Output
 from varpulis_mp.io.ports import Sink, SinkPartition, Source
@@ -43,6 +43,8 @@ from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.blocks import BlockTaker
 from varpulis_mp.runtime.child import prepare_child
+from varpulis_mp.runtime.pool_input import PooledStream
+from varpulis_mp.runtime.pool_rows import OwnedRows
 from varpulis_mp.runtime.relay import WorkerSubscriptions
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.shapes import LearnedShapes
@@ -50,6 +52,9 @@ from varpulis_mp.runtime.transport import Outbox, Receiver, Transport, batch_siz
 from varpulis_mp.runtime.worker_input import WorkerInput
 from varpulis_mp.runtime.worker_meter import WorkerMeter
 from varpulis_mp.runtime.worker_output import ENDED, FLUSH_S, MERGER
+
+if TYPE_CHECKING:
+    from varpulis_mp.engine.pool import PoolPart
 
 __all__ = ["MERGER", "WorkerSpec", "worker_main"]
 
@@ -66,9 +71,9 @@ class WorkerSpec:
     cores: list[int] | None  # None: run unpinned
     streams: list[str]
     event_types: list[str]
-    inputs_from: dict[str, int]  # stream hosted elsewhere -> index of its context
-    outputs_to: dict[str, list[int]]  # hosted stream -> indices of the other contexts reading it
-    cycle_peers: set[int] = field(default_factory=set)  # upstream contexts in a cycle with this one
+    inputs_from: dict[str, list[int]]  # stream hosted elsewhere -> the processes sending it
+    outputs_to: dict[str, list[int]]  # hosted stream -> the processes of other contexts reading it
+    cycle_peers: set[int] = field(default_factory=set)  # upstream processes in a cycle with this one
     capacity: int = 1000
     display_path: str = "<events>"
     # Block ingress (see runtime/blocks.py): whole input blocks, and each event type read by some
@@ -83,13 +88,37 @@ class WorkerSpec:
     subscriptions: list[Source] = field(default_factory=list)
     # A live run: what is gathered for the merger leaves as soon as the inputs are drained.
     prompt: bool = False
+    # A pool (RUN.md §7): this process is worker `worker` of `workers`, with each hosted stream's
+    # role (engine/pool.py); `silent` streams it runs whole but another worker emits.
+    worker: int = 0
+    workers: int = 1
+    roles: dict[str, str] = field(default_factory=dict)
+    silent: list[str] = field(default_factory=list)
+
+    @property
+    def process_name(self) -> str:
+        """The worker's name in logs and `ps` (RUN.md §6): the context, `-<n>` in a pool."""
+        return self.name if self.workers == 1 else f"{self.name}-{self.worker}"
+
+    def emits(self) -> list[str]:
+        """The hosted streams whose outputs this process sends."""
+        return [s for s in self.streams if s not in self.silent]
+
+    def pool(self) -> PoolPart | None:
+        """The engine's view of this worker's share of its pool (None outside pools). Imported
+        here: the supervisor, which never runs streams, keeps the engine's import off its start."""
+        if self.workers == 1:
+            return None
+        from varpulis_mp.engine.pool import PoolPart
+
+        return PoolPart(self.worker, self.workers, dict(self.roles))  # type: ignore[arg-type]
 
 
 def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> NoReturn:
     """Entry point in the forked child; never returns (exits with `os._exit`)."""
     code = 70
     try:
-        prepare_child(spec.name, spec.cores, parent)
+        prepare_child(spec.process_name, spec.cores, parent)
         profile_dir = os.environ.get("VARPULIS_MP_WORKER_PROFILE")
         if profile_dir:
             # Measuring only: each worker's cProfile statistics in DIR/worker-NAME.prof.
@@ -97,7 +126,7 @@ def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, pare
 
             profiler = cProfile.Profile()
             code = profiler.runcall(_Worker(program, spec, run_dir, parent).run)
-            profiler.dump_stats(os.path.join(profile_dir, f"worker-{spec.name}.prof"))
+            profiler.dump_stats(os.path.join(profile_dir, f"worker-{spec.process_name}.prof"))
         else:
             code = _Worker(program, spec, run_dir, parent).run()
     except BaseException:
@@ -125,7 +154,7 @@ class _Worker(WorkerInput):
         hosted = set(spec.streams)
         # A hosted stream's progress is that of the outside source its chain starts from.
         self.root: dict[str, str] = {}
-        for name in spec.streams:
+        for name in spec.emits():  # a pool's silent streams report nothing (another worker does)
             src = source[name]
             while src in hosted:
                 src = source[src]
@@ -152,6 +181,8 @@ class _Worker(WorkerInput):
         self.taken: dict[str, dict[str, int]] = {}
         self.reported: dict[str, dict[str, int]] = {}  # what CONSUMED last said
         self.received: dict[str, dict[str, int]] = {}  # channel -> stream -> records this process read
+        # Streams that the workers of a pool send: merged back into one order (runtime/pool_input.py).
+        self.pooled = {name: PooledStream(srcs) for name, srcs in spec.inputs_from.items() if len(srcs) > 1}
         # A live run's counters for the metrics, sent with the heartbeats (runtime/worker_meter.py).
         sources = {s.name: s.source for s in program.streams if s.name in hosted}
         self.meter = WorkerMeter(spec.streams, sources) if spec.prompt else None
@@ -170,7 +201,7 @@ class _Worker(WorkerInput):
         self.ready = False
         try:
             ingress = transport.receiver(rd.ingress(spec.index), bind=True)
-            upstream = sorted(set(spec.inputs_from.values()))
+            upstream = sorted({src for srcs in spec.inputs_from.values() for src in srcs})
             peers = {src: transport.receiver(rd.peer(spec.index, src), bind=True) for src in upstream}
             out = transport.sender(rd.output(spec.index), bind=True)
             # Every message toward the merger says what was taken for the outputs it carries.
@@ -182,15 +213,20 @@ class _Worker(WorkerInput):
             # stays off the serial start of a run and the workers pay it in parallel.
             from varpulis_mp.engine.dataflow import Dataflow
 
-            self.flow = Dataflow(self.program, self.emitted.append, hosted=spec.streams)
+            self.flow = Dataflow(self.program, self.emitted.append, hosted=spec.streams, pool=spec.pool())
             self.sessions = self.flow.has_sessions
             if spec.block_ingress and spec.event_types:
                 pushers = {t: self.flow.pusher(t) for t in spec.event_types}
                 self.taker = BlockTaker(spec.index, spec.event_types, spec.owners, self.parser,
                                         self.flow.push_event, pushers, self._bad_line, self.emitted,
                                         self.batch, self._route)
+                owned = {t: found for t in spec.event_types if (found := self.flow.owner_of_rows(t)) is not None}
+                if owned:
+                    self.taker.owned = OwnedRows(self.taker.shapes, owned)
             # Ready means the sinks' clients exist too (RUN.md §6); a broker that is down is retried.
-            self.sinks = {name: [d.build(0, 1) for d in descriptions] for name, descriptions in spec.sinks.items()}
+            # In a pool each worker has its own clients, whose ids carry its index (RUN.md §1.2).
+            self.sinks = {name: [d.build(spec.worker, spec.workers) for d in descriptions]
+                          for name, descriptions in spec.sinks.items()}
             self.subs.start()
             for name, descriptions in spec.sinks.items():
                 self.connectors.update((d.name, part) for d, part in zip(descriptions, self.sinks[name], strict=True))
@@ -356,10 +392,16 @@ class _Worker(WorkerInput):
                 progress = self.progress
                 n = frame[2]
                 for src in frame[1]:
-                    if progress.get(src, ENDED) < n:
+                    if src in self.pooled:
+                        self._pool_progress(src, channel, n)
+                    elif progress.get(src, ENDED) < n:
                         progress[src] = n
             elif kind == wire.EOS:
-                self._eos(frame[1], frame[2])
+                if frame[1] in self.pooled:
+                    # A given-up pool worker's end comes from the supervisor, naming the worker.
+                    self._pool_end(frame[1], f"p{frame[3]}" if len(frame) > 3 else channel, frame[2])
+                else:
+                    self._eos(frame[1], frame[2])
             elif kind == wire.TICK:
                 self._tick(frame[1], frame[2])
             elif kind == wire.START:

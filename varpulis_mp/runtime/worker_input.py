@@ -17,6 +17,7 @@ from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.readers import EventParser
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.blocks import BlockTaker
+from varpulis_mp.runtime.pool_input import PooledStream
 from varpulis_mp.runtime.shapes import LearnedShapes
 from varpulis_mp.runtime.transport import Outbox
 from varpulis_mp.runtime.worker_output import ENDED, MERGER, WorkerOutput
@@ -34,6 +35,7 @@ class WorkerInput(WorkerOutput):
     taken: dict[str, dict[str, int]]
     reported: dict[str, dict[str, int]]
     received: dict[str, dict[str, int]]
+    pooled: dict[str, PooledStream]
 
     def _seq(self, channel: str, counts: dict[str, int]) -> None:
         """A numbered message: its records follow `counts` records of each stream."""
@@ -153,6 +155,14 @@ class WorkerInput(WorkerOutput):
                 taken[stream] = base + len(rows)
             self.dests[MERGER].add((wire.LOST, channel, stream, len(rows)))
             return
+        pooled = self.pooled.get(stream)
+        if pooled is not None:  # from a pool: held until every worker of it has moved on
+            pooled.add(times, origins, names, rows)
+            received = self.received.get(channel)
+            if taken is not None and received is not None:
+                taken[stream] = base + len(rows)
+                received[stream] = received.get(stream, 0) + len(rows)
+            return
         push = self.flow.push_record
         limit = self.err_origin
         route = self._route
@@ -172,3 +182,31 @@ class WorkerInput(WorkerOutput):
         if taken is not None and received is not None:
             taken[stream] = base + len(rows)
             received[stream] = got + len(rows)
+
+    def _pool_progress(self, stream: str, channel: str, n: int) -> None:
+        """A pool's worker says where it stands on `stream`: release what every worker passed."""
+        upto = self.pooled[stream].moved(channel, n)
+        if upto is not None:
+            self._release_pooled(stream, upto)
+
+    def _pool_end(self, stream: str, channel: str, flush_origin: int) -> None:
+        """A pool's worker has ended `stream`; once all have, the stream ends here."""
+        upto = self.pooled[stream].moved(channel, ENDED)
+        if upto is None:
+            return
+        self._release_pooled(stream, upto)
+        if upto == ENDED:
+            self._eos(stream, flush_origin)
+
+    def _release_pooled(self, stream: str, upto: int) -> None:
+        push = self.flow.push_record
+        limit = self.err_origin
+        emitted = self.emitted
+        for origin, _key, _n, ts, fields in self.pooled[stream].take(upto):
+            if origin >= limit:
+                continue
+            push(origin, stream, ts, fields)
+            if len(emitted) >= self.batch:
+                self._route()
+        if upto != ENDED and self.progress.get(stream, ENDED) < upto:
+            self.progress[stream] = upto

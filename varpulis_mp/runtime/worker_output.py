@@ -83,6 +83,8 @@ class WorkerOutput:
         for name in ended:
             self.ended.add(name)
             self.sent[name] = ENDED
+            if name in self.spec.silent:
+                continue
             frame = (wire.EOS, name, flush_origin)
             self.dests[MERGER].add(frame)
             for dst in self.readers.get(name, ()):
@@ -124,8 +126,10 @@ class WorkerOutput:
                 dsts = readers.get(o.stream)
                 if dsts is None or o.kind != "record":
                     continue
+                # A pool's records carry their order key: the reader merges the pool's workers.
+                origin = o.origin if self.spec.workers == 1 else [o.origin, o.seq]
                 for dst in dsts:
-                    dests[dst].add_record(o.stream, o.ts, o.origin, o.fields)
+                    dests[dst].add_record(o.stream, o.ts, origin, o.fields)
         emitted.clear()
 
     def _to_sinks(self, emitted: list[Output]) -> None:

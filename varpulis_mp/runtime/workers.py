@@ -63,6 +63,16 @@ class WorkerHandle:
         return self.spec.name
 
     @property
+    def label(self) -> str:
+        """How logs name the process: its context, `<context>-<n>` for worker n of a pool."""
+        return self.spec.process_name
+
+    @property
+    def worker(self) -> int:
+        """The process's index in its context's pool (0 outside pools)."""
+        return self.spec.worker
+
+    @property
     def alive(self) -> bool:
         return self.status is None
 
