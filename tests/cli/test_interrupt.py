@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -49,9 +50,17 @@ def test_a_signal_flushes_says_interrupted_and_exits_128_plus_signal(
     # Paced replay: once the event file is open the run is under way, hundreds of events to go (a
     # signal before the process has even started Python would be the default death).
     _wait_reading(proc.pid, tmp_path / "e.evt", timeout=30)
-    time.sleep(0.5)
+    assert proc.stdout is not None
+    first = ""
+    if program == PROCESSES:
+        # Its first record is out (replay writes each at its moment): an event reached the window.
+        assert select.select([proc.stdout], [], [], 30)[0], "no record within 30 s"
+        first = proc.stdout.readline()
+    else:
+        time.sleep(0.5)  # one process: the first event (due at once) is in the window by then
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
+    out = first + out
     assert proc.returncode == 128 + signum, err
     records = [json.loads(line) for line in out.splitlines()]
     counted = [r["fields"]["n"] for r in records if r["stream"] == "Counted"]
@@ -71,7 +80,8 @@ def test_a_signal_during_a_long_wait_for_the_next_event_stops_at_once(tmp_path: 
     proc = subprocess.Popen([*varpulis_command(), "simulate", "-p", str(tmp_path / "p.vpl"),
                              "-e", str(tmp_path / "e.evt"), "--output", "jsonl"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    _wait_reading(proc.pid, tmp_path / "e.evt", timeout=30)
+    time.sleep(1.0)  # the two first events (due within 10 ms of the start) are processed by then
     start = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)

@@ -239,7 +239,7 @@ class _Worker(WorkerInput):
             self._drain(ingress)
         except BaseException as exc:
             self._fail(exc)
-            transport.close(500)  # long enough for the failure report, never a hang
+            transport.close(2000)  # long enough for the failure report on a busy machine, never a hang
             raise
         transport.close(None)
         return 0
