@@ -14,7 +14,8 @@ Sections (select with `--only`, comma-separated; default: all of them):
   in the same run, runs alternated; the two record counts must be equal.
 * `layouts` - ratios between process layouts, whole `simulate` commands over `--layout-events`
   events (default 300,000), runs of A and B alternated: filter_one_context / filter,
-  heavy_two_contexts vs heavy_no_contexts, chain_contexts (and chain for reference); no memory
+  heavy_two_contexts vs heavy_no_contexts, heavy_pool vs heavy_no_contexts and vs heavy_pool_one,
+  chain_contexts (and chain for reference); no memory
   sampling there, so both sides are measured alike.
 * `profile` - cProfile of the API run (events in memory) of each program in `--profile` (default:
   those whose target was missed in this run), top functions by own time.
@@ -76,6 +77,9 @@ LAYOUTS: list[tuple[str, str | None, str, float]] = [
     ("filter_one_context", "filter", "events/s of A / events/s of B", 0.9),
     ("heavy_two_contexts", "heavy_no_contexts", "events/s of A / events/s of B", 1.6),
     ("chain_contexts", "chain", "events/s of A (target in events/s)", 150_000.0),
+    # A pool of two workers (RUN.md §7) against no contexts and against a pool of one.
+    ("heavy_pool", "heavy_no_contexts", "events/s of A / events/s of B", 1.6),
+    ("heavy_pool", "heavy_pool_one", "events/s of A / events/s of B", 1.4),
 ]
 
 

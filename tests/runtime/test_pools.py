@@ -26,6 +26,9 @@ import pytest
 from tests.conftest import conformance_cases, needs_shared, varpulis_command
 from tests.runtime.test_random_programs import Outcome, Program, big_events, big_program, finish, start
 from tests.runtime.test_restarts import CHAIN, _lines, _worker, run_dir_base  # noqa: F401 (a fixture)
+from varpulis_mp.runtime import wire
+from varpulis_mp.runtime.merger import Merger
+from varpulis_mp.runtime.pool_input import ENDED, PooledStream
 
 RUN_TIMEOUT_S = 120.0
 
@@ -186,3 +189,32 @@ def test_count_windows_read_only_their_keys_rows_and_agree(tmp_path: Path) -> No
                  for name, o in outcomes.items()}
     assert all(s == summaries["no contexts"] for s in summaries.values()), summaries
     assert any("Expression errors" in line for line in summaries["no contexts"])
+
+
+def test_a_pooled_stream_releases_in_order_once_every_worker_passed() -> None:
+    pooled = PooledStream([3, 4])
+    pooled.add([10, 11], [[2, [0, 5, 1, 0, 0]], [3, 0]], ["x"], [[1], [2]])  # from worker p3
+    pooled.add([12, 13], [[2, [0, 5, 0, 9, 0]], [4, 0]], ["x"], [[3], [4]])  # from worker p4
+    assert pooled.moved("p3", 3) is None  # p4 has not passed origin 2 yet
+    assert pooled.moved("p4", 2) == 2
+    # Origin 2 from both workers, by order key: the key first placed at (0, 9) before (1, 0).
+    assert [(o, ts, f) for o, _k, _n, ts, f in pooled.take(2)] == [(2, 12, {"x": 3}), (2, 10, {"x": 1})]
+    assert pooled.moved("p4", ENDED) == 3 and pooled.moved("p3", ENDED) == ENDED
+    assert [o for o, *_ in pooled.take(ENDED)] == [3, 4]
+    assert pooled.moved("p9", 7) is None  # not a sender of this stream
+
+
+def test_the_merger_completes_an_origin_of_a_pool_stream_once_each_worker_passed_it() -> None:
+    released: list[list[str]] = []
+    merger = Merger(["S"], 3, {}, lambda _o: None, on_lines=released.append, pools={"S": [1, 2]})
+    merger.handle(1, wire.encode([(wire.LINES_OUT, [1, 0, [0, 7, 0, 2, 0], "b", 1, 0, [0, 7, 0, 1, 0], "a"]),
+                                  (wire.PROGRESS, ["S"], 1)]))
+    assert merger.complete() == 0
+    merger.handle(2, wire.encode([(wire.LINES_OUT, [1, 0, [0, 7, 0, 1, 5], "c"]), (wire.PROGRESS, ["S"], 1)]))
+    assert merger.complete() == 1
+    merger.release(1)
+    assert released == [["a", "c", "b"]]
+    merger.handle(1, wire.encode([(wire.EOS, "S", 2)]))
+    assert not merger.all_ended()
+    merger.give_up(["S"], 2, 2)
+    assert merger.all_ended()

@@ -7,7 +7,9 @@ line it found. The merger holds the Outputs of origins not yet complete and rele
 by (origin, stream index, seq), once every stream's progress has reached k; the end-of-input flush
 (origin N+1) once every stream has ended. When the workers write their records as JSON Lines
 themselves (`LINES_OUT`), the merger only orders those lines and hands them to `on_lines`. Progress is per stream, not per worker, because contexts
-may feed each other in a cycle while streams never do.
+may feed each other in a cycle while streams never do; a stream that the N workers of a pool emit
+has a progress per worker (RUN.md §7), and its items sort by the order keys the workers give
+them in place of `seq` (engine/pool.py).
 
 A worker that dies and is restarted (runtime/supervision.py) does not stall the merger: its
 replacement's progress moves its streams on, and the origins in between are released with what

@@ -15,7 +15,8 @@ its data and the progress that covers it together, in order. Frames:
   are then line numbers.
 * `RECORDS stream shape times origins rows` — output records of one stream and one shape sent to
   a reading context, column-wise: event times, origins, and one array of field values per record
-  (a record's fields are rebuilt from the shape's names and its row).
+  (a record's fields are rebuilt from the shape's names and its row). A worker of a pool sends
+  `[origin, order key]` for each origin (runtime/pool_input.py merges its pool's channels).
 * `SHAPE id names` — the field names of a shape id, sent once per channel before first use (input
   events need not share a schema).
 * `PROGRESS ids n` — every item of these streams or event types with origin <= n has been sent on
