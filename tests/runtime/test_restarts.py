@@ -405,6 +405,20 @@ def test_a_crash_loop_gives_up_drains_the_rest_and_exits_1(tmp_path: Path, run_d
 
 
 @pytest.mark.timeout(30)
+def test_giving_up_on_a_context_lets_the_contexts_that_fed_it_exit(tmp_path: Path, run_dir_base: Path) -> None:
+    """With no restart left the run drains the others: a context whose records still wait for the
+    dead one finishes and exits (what it queued for it is dropped, not waited for)."""
+    run = _flowing(tmp_path, run_dir_base, "--max-restarts", "0")
+    assert run.stdin is not None
+    os.kill(_worker(run, "compute"), signal.SIGKILL)
+    run.stdin.write(_lines(200))  # more for the dead context, queued in its feeder
+    _, err = _finish(run, run_dir_base, timeout=15)
+    assert run.returncode == 1, err
+    assert "context 'compute' worker killed by SIGKILL; it was restarted 0 times within 60s" in err
+    assert "did not exit" not in err
+
+
+@pytest.mark.timeout(30)
 def test_a_stopped_worker_is_killed_and_restarted(tmp_path: Path, run_dir_base: Path) -> None:
     with socket.socket() as probe:  # a free port for the metrics
         probe.bind(("127.0.0.1", 0))

@@ -141,6 +141,9 @@ def worker_main(program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, pare
             os._exit(code)
 
 
+STOPPED_LINGER_MS = 1000  # see `run`: how long a stopped worker's sockets may keep delivering
+
+
 class _Worker(WorkerInput):
     def __init__(self, program: CheckedProgram, spec: WorkerSpec, run_dir: RunDir, parent: int) -> None:
         self.program = program
@@ -241,7 +244,9 @@ class _Worker(WorkerInput):
             self._fail(exc)
             transport.close(2000)  # long enough for the failure report on a busy machine, never a hang
             raise
-        transport.close(None)
+        # STOP means every worker finished: whatever a live peer was sent, it received. What is
+        # still queued can only be for a process the run gave up on, and must not hold the exit.
+        transport.close(STOPPED_LINGER_MS)
         return 0
 
     def _fail(self, exc: BaseException) -> None:
