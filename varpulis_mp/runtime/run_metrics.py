@@ -17,8 +17,10 @@ feeds its `MetricsState` with what this process sees itself:
   expression errors (the engine's counters by stream, `engine_counters`), the subscriptions' health
   and messages and, for a program with one context, the process's CPU time and memory.
 
-The counters that only a worker knows (window flushes, late events, expression errors, its sinks and its process) come through `MetricsState.apply` from the workers' counters messages,
-which the supervisor forwards; once it does, the per-stream counts derived here give way to them.
+With worker processes, the counters that only a worker knows (window flushes, late events,
+expression errors, its sinks and its process) come through `MetricsState.apply` from the
+workers' counters messages, which the supervisor forwards; once it does, the per-stream counts
+derived here give way to them.
 """
 
 from __future__ import annotations
