@@ -6,8 +6,8 @@ one latency histogram per context. `run --metrics` (runtime/run_metrics.py) and 
 `Runtime` (its `stats()`) use them.
 
 An event enters the run when the live feed wakes up with it (`TimedFeed` reads the clock once
-per wake-up, never per event): every event of one wake-up,
-and a session tick taken with it, shares that moment. The feed numbers origins in one process;
+per wake-up, never per event): every event of one wake-up, and a session tick taken with it,
+shares that moment. The feed numbers origins in one process;
 with worker processes the ingress thread does and says, per wake-up, which origin it reached
 (`LiveFeed.mark`). The outputs of the end-of-input flush (origins past the last mark) entered
 when the input ended. So nothing travels on the wire: the supervisor holds the map from origin
