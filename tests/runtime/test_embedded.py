@@ -119,3 +119,32 @@ def test_stats_count_late_events_and_expression_errors_under_their_own_stream(in
         stats = rt.stats()
         assert stats["late_events"] == {"Plain": 0, "Faulty": 1}
         assert stats["expression_errors"] == {"Plain": 0, "Faulty": 1}
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["worker-processes", "inline"])
+def test_stats_give_the_latency_of_every_record_by_context(inline: bool) -> None:
+    start = time.monotonic()
+    with Runtime(PROGRAM, inline=inline) as rt:
+        before = rt.stats()["latency"]
+        assert set(before) == {"ingest", "stats"} and all(c["count"] == 0 for c in before.values())
+        rt.post_many(EVENTS)
+        assert rt.wait_idle(timeout=30.0)
+
+        def counted() -> tuple[int, int]:
+            stats = rt.stats()
+            return sum(c["count"] for c in stats["latency"].values()), sum(stats["records"].values())
+
+        # With worker processes the runtime host sends it with the workers' heartbeats.
+        deadline = time.monotonic() + 10.0
+        while counted()[0] != counted()[1] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        latency, records = counted()
+        assert latency == records > 0
+    stats = rt.stats()
+    by_context = stats["latency"]
+    total = sum(c["count"] for c in by_context.values())
+    assert total == sum(stats["records"].values())  # the end-of-input flush's records too
+    assert by_context["ingest"]["count"] == stats["records"]["Hot"]
+    assert by_context["stats"]["count"] == stats["records"]["Counts"]
+    assert 0 < sum(c["sum_s"] for c in by_context.values()) < (time.monotonic() - start) * total
+    assert by_context["ingest"]["buckets"]["+Inf"] == by_context["ingest"]["count"]

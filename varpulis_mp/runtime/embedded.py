@@ -33,6 +33,7 @@ from varpulis_mp.io.ports import InEvent
 from varpulis_mp.io.posted import PostedEvents
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import host_pipe
+from varpulis_mp.runtime.metrics_counters import LatencyHistogram
 
 __all__ = ["Runtime"]
 
@@ -54,6 +55,10 @@ class _Engine(Protocol):
 
     def stream_counts(self) -> dict[str, tuple[int, int]]:
         """(late events, expression errors) so far by stream (those not yet counted may be missing)."""
+        ...
+
+    def latency(self) -> dict[str, LatencyHistogram]:
+        """The source-to-output latency of the records delivered so far, by context."""
         ...
 
 
@@ -128,16 +133,21 @@ class _InlineEngine:
     def __init__(self, checked: CheckedProgram, capacity: int, delivery: _Delivery) -> None:
         from varpulis_mp.engine.plan import build_plan
         from varpulis_mp.runtime.connections import open_connectors
-        from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
+        from varpulis_mp.runtime.live_feed import FeedSource
+        from varpulis_mp.runtime.metrics_latency import EntryTimes, LatencyMeter, TimedFeed
         from varpulis_mp.runtime.outputs import RecordRouter
         from varpulis_mp.runtime.rejections import RejectionLog
 
         self._posted = PostedEvents(capacity)
         self._delivery = delivery
-        subscriptions, sinks = open_connectors(build_plan(checked))  # as `run`: connectors work here too
+        plan = build_plan(checked)
+        subscriptions, sinks = open_connectors(plan)  # as `run`: connectors work here too
         sources = [source for by_context in subscriptions.values() for source in by_context]
-        self._feed = LiveFeed([FeedSource("post", "<post>", self._posted, ends_feed=True), *sources],
-                              [s.name for s in checked.streams], RejectionLog())
+        entries = EntryTimes()
+        self._feed = TimedFeed([FeedSource("post", "<post>", self._posted, ends_feed=True), *sources],
+                               [s.name for s in checked.streams], RejectionLog(), entries, numbers=True)
+        self._meter = LatencyMeter.for_plan(entries, plan)
+        self._contexts = [c.name for c in plan.contexts]
         self._records = RecordRouter(_DeliverySink(delivery), sinks)
         self._checked = checked
         self._summary: dict[str, int] | None = None
@@ -153,7 +163,7 @@ class _InlineEngine:
 
         try:
             self._records.start()
-            self._summary = run_live(self._checked, self._feed, self._records.deliver,
+            self._summary = run_live(self._checked, self._feed, self._deliver,
                                      show_counters=self._show_counters).counts()
             self._records.close()
         except Exception as exc:  # noqa: BLE001 - reported by the next call
@@ -162,8 +172,16 @@ class _InlineEngine:
         finally:
             self._delivery.end()
 
+    def _deliver(self, outputs: list[Output], flush: bool) -> None:
+        self._records.deliver(outputs, flush)
+        if outputs:
+            self._meter.outputs(outputs)
+
     def _show_counters(self, by_stream: Mapping[str, Counters]) -> None:
         self._engine_counters = by_stream
+
+    def latency(self) -> dict[str, LatencyHistogram]:
+        return dict(zip(self._contexts, self._meter.copies(), strict=True))
 
     def stream_counts(self) -> dict[str, tuple[int, int]]:
         return {name: (c.late_events, c.expression_errors) for name, c in dict(self._engine_counters).items()}
@@ -204,6 +222,7 @@ class _HostEngine:
         self.restarts: dict[str, int] = {}  # restarts by context (RUN.md §6), as the host tells them
         self.lost = 0  # records those restarts lost
         self._stream_counts: dict[str, tuple[int, int]] = {}  # as the host tells them
+        self._latency: dict[str, LatencyHistogram] = {}  # as the host tells them
         text = "\n".join(checked.program.lines) + "\n"
         self._send([host_pipe.PROGRAM, checked.path, text, capacity, supervision])
         self._reader = threading.Thread(target=self._read, name="varpulis-runtime", daemon=True)
@@ -230,6 +249,9 @@ class _HostEngine:
                             self._cond.notify_all()
                     elif kind == host_pipe.RESTARTS:
                         self.restarts, self.lost = dict(frame[1]), int(frame[2])
+                    elif kind == host_pipe.LATENCY:
+                        self._latency = {str(context): LatencyHistogram(list(counts), float(sum_s), int(count))
+                                         for context, (counts, sum_s, count) in frame[1].items()}
                     elif kind == host_pipe.STREAM_COUNTS:
                         self._stream_counts = {str(name): (int(late), int(errors))
                                                for name, (late, errors) in frame[1].items()}
@@ -246,6 +268,9 @@ class _HostEngine:
 
     def stream_counts(self) -> dict[str, tuple[int, int]]:
         return dict(self._stream_counts)
+
+    def latency(self) -> dict[str, LatencyHistogram]:
+        return dict(self._latency)
 
     def post(self, events: list[InEvent]) -> None:
         if self.failure is not None:
@@ -281,6 +306,13 @@ class _HostEngine:
         return self._summary
 
 
+def _latency_stats(histogram: LatencyHistogram | None) -> dict[str, Any]:
+    """A context's latency in `stats()`: records counted, their sum in seconds, and per upper
+    bound (seconds, as text; "+Inf" last) the records at or below it, as Prometheus has them."""
+    h = histogram or LatencyHistogram()
+    return {"count": h.count, "sum_s": h.sum_s, "buckets": dict(h.cumulative())}
+
+
 class Runtime:
     """The live runtime of one program; see the module docstring and docs/runtime.md."""
 
@@ -302,9 +334,11 @@ class Runtime:
         from varpulis_mp.engine.plan import build_plan
         from varpulis_mp.runtime.connections import open_connectors
 
-        open_connectors(build_plan(checked))  # a missing password_env variable fails here, by name
+        plan = build_plan(checked)
+        open_connectors(plan)  # a missing password_env variable fails here, by name
         self._streams = frozenset(s.name for s in checked.streams)
         self._stream_names = [s.name for s in checked.streams]
+        self._contexts = [c.name for c in plan.contexts]
         self._delivery = _Delivery(Record, channel_capacity)
         self._drain_timeout = drain_timeout
         self._lock = threading.Lock()
@@ -378,11 +412,13 @@ class Runtime:
         errors per stream, callback errors, the restarts by context and the records they lost, and
         once shut down the run's summary."""
         counts = self._engine.stream_counts()
+        latency = self._engine.latency()
         return {
             "events_posted": self._posted,
             "records": dict(self._delivery.records),
             "late_events": {name: counts.get(name, (0, 0))[0] for name in self._stream_names},
             "expression_errors": {name: counts.get(name, (0, 0))[1] for name in self._stream_names},
+            "latency": {context: _latency_stats(latency.get(context)) for context in self._contexts},
             "callback_errors": self._delivery.callback_errors,
             "restarts": dict(self._engine.restarts),
             "lost_in_restarts": self._engine.lost,

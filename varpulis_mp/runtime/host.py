@@ -23,8 +23,9 @@ from varpulis_mp.io.ports import InEvent
 from varpulis_mp.io.posted import PostedEvents
 from varpulis_mp.lang.frontend import load_program
 from varpulis_mp.runtime import host_pipe
-from varpulis_mp.runtime.live_feed import FeedSource, LiveFeed
+from varpulis_mp.runtime.live_feed import FeedSource
 from varpulis_mp.runtime.metrics_counters import WorkerCounters
+from varpulis_mp.runtime.metrics_latency import EntryTimes, LatencyMeter, TimedFeed
 from varpulis_mp.runtime.outputs import RecordRouter
 from varpulis_mp.runtime.rejections import RejectionLog
 from varpulis_mp.runtime.restart_policy import RestartMode, RestartPolicy
@@ -71,8 +72,9 @@ def main() -> int:
     from varpulis_mp.engine.plan import build_plan
     from varpulis_mp.runtime.connections import ConfigurationError, open_connectors
 
+    plan = build_plan(checked)
     try:
-        subscriptions, sinks = open_connectors(build_plan(checked))
+        subscriptions, sinks = open_connectors(plan)
     except ConfigurationError as exc:
         write([host_pipe.FAILED, str(exc)])
         return 2
@@ -80,22 +82,32 @@ def main() -> int:
     pump = threading.Thread(target=_pump, args=(reader, frames[1:], posted), name="varpulis-host-input",
                             daemon=True)
     pump.start()
-    feed = LiveFeed([FeedSource("post", "<post>", posted, ends_feed=True)], [s.name for s in checked.streams],
-                    RejectionLog())
+    entries = EntryTimes()
+    feed = TimedFeed([FeedSource("post", "<post>", posted, ends_feed=True)], [s.name for s in checked.streams],
+                     RejectionLog(), entries, numbers=False)
+    meter = LatencyMeter.for_plan(entries, plan)
     records = RecordRouter(_PipeRecords(write), {})  # the sinks run in their streams' workers
+
+    def deliver(outputs: list[Output], flush: bool) -> None:
+        records.deliver(outputs, flush)
+        if outputs:
+            meter.outputs(outputs)
+
     from varpulis_mp.runtime.handover import Batches
     from varpulis_mp.runtime.supervisor import LiveInput, ProcessOptions, run_processes
 
+    watch = _PipeWatch(write, meter, [c.name for c in plan.contexts])
     try:
         summary = run_processes(checked,
                                 LiveInput(feed, "<post>", on_start=records.start, sinks=sinks,
                                           subscriptions=subscriptions, restart=_policy(supervision),
-                                          worker_timeout_s=float(supervision[3]), watch=_PipeWatch(write)),
-                                Batches(records.deliver), ProcessOptions(capacity))
+                                          worker_timeout_s=float(supervision[3]), watch=watch),
+                                Batches(deliver), ProcessOptions(capacity))
         records.close()
     except RuntimeFailure as exc:
         write([host_pipe.FAILED, str(exc)])
         return 1
+    watch.send_latency()  # the end-of-input flush's records too
     write([host_pipe.SUMMARY, summary.counts()])
     return 0
 
@@ -104,26 +116,40 @@ class _PipeWatch:
     """The workers' restarts and losses, and the engine's counts by stream from their heartbeats,
     told to the embedding process (its `stats()`)."""
 
-    def __init__(self, write: Callable[[list[Any]], None]) -> None:
+    def __init__(self, write: Callable[[list[Any]], None], meter: LatencyMeter, contexts: list[str]) -> None:
         self._write = write
+        self._meter = meter  # the latency, observed in this process, sent along with the heartbeats
+        self._contexts = contexts
+        self._latency_sent = 0  # records counted in the latency last sent
         self._restarts: dict[str, int] = {}
         self._lost = 0
-        # (late events, expression errors) by stream: of the dead lives, and by context of the present ones.
+        # (late events, expression errors) by stream: of the dead lives, and by (context, worker) of
+        # the present ones (each worker of a pool counts its share).
         self._banked: dict[str, tuple[int, int]] = {}
-        self._present: dict[str, dict[str, tuple[int, int]]] = {}
+        self._present: dict[tuple[str, int], dict[str, tuple[int, int]]] = {}
 
     def apply(self, context: str, worker: int, counters: WorkerCounters) -> None:
         counts = {name: (s.late, s.expression_errors) for name, s in counters.streams.items()}
-        if counts != self._present.get(context):
-            self._present[context] = counts
+        if counts != self._present.get((context, worker)):
+            self._present[(context, worker)] = counts
             self._write_counts()
+        self.send_latency()
+
+    def send_latency(self) -> None:
+        """The latency so far, if it moved since it was last sent."""
+        histograms = self._meter.copies()
+        counted = sum(h.count for h in histograms)
+        if counted != self._latency_sent:
+            self._latency_sent = counted
+            self._write([host_pipe.LATENCY, {context: [h.counts, h.sum_s, h.count]
+                                             for context, h in zip(self._contexts, histograms, strict=True)}])
 
     def worker_ready(self, context: str, worker: int) -> None:
         pass
 
     def worker_exited(self, context: str, worker: int) -> None:
         """Its counts are kept; a replacement's start from 0 on top of them."""
-        for name, (late, errors) in self._present.pop(context, {}).items():
+        for name, (late, errors) in self._present.pop((context, worker), {}).items():
             before = self._banked.get(name, (0, 0))
             self._banked[name] = (before[0] + late, before[1] + errors)
 

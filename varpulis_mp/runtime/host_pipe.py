@@ -12,6 +12,9 @@ pickle) and the frame kinds both ends speak:
   they lost (RUN.md §6), after each restart and each loss;
 * `STREAM_COUNTS {stream: [late events, expression errors]}` (from the host): the engine's counts
   by stream so far, every life of a restarted worker added up, each time they change;
+* `LATENCY {context: [bucket counts, sum s, count]}` (from the host): the source-to-output latency
+  of the records it wrote so far, by context (runtime/metrics_latency.py), with the workers'
+  heartbeats when it moved;
 * `SUMMARY {...}` and `FAILED message` (from the host, last): how the run ended.
 """
 
@@ -23,7 +26,7 @@ from typing import Any, Final
 
 from varpulis_mp.runtime import wire
 
-__all__ = ["COMMITTED", "EVENTS", "FAILED", "PROGRAM", "RECORDS", "RESTARTS", "STREAM_COUNTS", "SUMMARY", "FrameReader",
+__all__ = ["COMMITTED", "EVENTS", "FAILED", "PROGRAM", "RECORDS", "RESTARTS", "LATENCY", "STREAM_COUNTS", "SUMMARY", "FrameReader",
            "frame_bytes"]
 
 PROGRAM: Final = 100
@@ -34,6 +37,7 @@ SUMMARY: Final = 104
 FAILED: Final = 105
 RESTARTS: Final = 106
 STREAM_COUNTS: Final = 107
+LATENCY: Final = 108
 
 _LENGTH = struct.Struct(">I")
 

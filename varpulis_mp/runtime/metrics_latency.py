@@ -1,11 +1,13 @@
 """Source-to-output latency for `run --metrics` (RUN.md §4's `varpulis_processing_latency_seconds`).
 
-Owns `EntryTimes`, when each range of origins entered the run, and `LatencyMeter`, which turns
-the records handed to the sinks into observations of the latency histograms.
+Owns `EntryTimes`, when each range of origins entered the run; `TimedFeed`, the live feed that
+marks them; and `LatencyMeter`, which turns the records handed to the sinks into observations of
+one latency histogram per context. `run --metrics` (runtime/run_metrics.py) and the embedding
+`Runtime` (its `stats()`) use them.
 
-An event enters the run when the live feed wakes up with it (runtime/run_metrics.py's
-`CountingFeed` reads the clock once per wake-up, never per event): every event of one wake-up,
-and a session tick taken with it, shares that moment. The feed numbers origins in one process;
+An event enters the run when the live feed wakes up with it (`TimedFeed` reads the clock once
+per wake-up, never per event): every event of one wake-up, and a session tick taken with it,
+shares that moment. The feed numbers origins in one process;
 with worker processes the ingress thread does and says, per wake-up, which origin it reached
 (`LiveFeed.mark`). The outputs of the end-of-input flush (origins past the last mark) entered
 when the input ended. So nothing travels on the wire: the supervisor holds the map from origin
@@ -23,12 +25,25 @@ from __future__ import annotations
 import time
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Iterator, Sequence
+from operator import attrgetter
+from typing import TYPE_CHECKING, Final
 
+from varpulis_mp.io.readers import Event
+from varpulis_mp.runtime.live_feed import POLL_S, FeedSource, LiveFeed
 from varpulis_mp.runtime.metrics_counters import LatencyHistogram
+from varpulis_mp.runtime.rejections import RejectionLog
 
-__all__ = ["EntryTimes", "LatencyMeter"]
+if TYPE_CHECKING:
+    from varpulis_mp.engine.output import Output
+    from varpulis_mp.engine.plan import Plan
+
+__all__ = ["EntryTimes", "LatencyMeter", "TimedFeed"]
+
+_KIND = attrgetter("kind")
+_ORIGIN = attrgetter("origin")
+_STREAM_INDEX = attrgetter("stream_index")
+_IS_RECORD = "record".__eq__
 
 # Beyond every origin: the mark of the input's end (the flush's origin is the last origin + 1).
 _LAST: Final = 1 << 62
@@ -70,6 +85,48 @@ class EntryTimes:
             del self.times[:cut]
 
 
+class TimedFeed(LiveFeed):
+    """A live feed that marks when each wake-up's origins entered the run: it numbers them itself
+    when `numbers` (one process: an origin is an event's position); with worker processes the
+    ingress thread's `mark` says which origin each wake-up reached. Once the records of an
+    origin are out (`processed`, `released`), its mark is forgotten."""
+
+    def __init__(self, sources: Sequence[FeedSource], stream_names: Sequence[str], log: RejectionLog,
+                 entries: EntryTimes, *, numbers: bool) -> None:
+        super().__init__(sources, stream_names, log)
+        self._entries = entries
+        self._numbers = numbers
+        self._origin = 0  # events handed over so far (the origin of the last one, in one process)
+        self._woke = time.monotonic()  # when the feed last woke up with something to read
+
+    def chunks(self, stopped: Callable[[], bool], tick_s: float = POLL_S) -> Iterator[list[Event]]:
+        entries = self._entries
+        for events in super().chunks(stopped, tick_s):
+            if self._numbers and (events or self.unbuilt):
+                # Events of types no stream reads are not built, but take origins too (runtime/live.py).
+                self._origin += len(events) + (sum(self.unbuilt.values()) if self.unbuilt else 0)
+                entries.mark(self._origin, self._woke)
+            yield events
+        entries.ended(time.monotonic())
+
+    def _wait(self, tick_s: float) -> list[FeedSource]:
+        ready = super()._wait(tick_s)
+        self._woke = time.monotonic()  # one clock read per wake-up: its events entered now
+        return ready
+
+    def mark(self, origin: int) -> None:
+        super().mark(origin)
+        self._entries.mark(origin, self._woke)
+
+    def released(self, origin: int) -> None:
+        super().released(origin)
+        self._entries.forget(origin + 1)
+
+    def processed(self) -> None:
+        super().processed()
+        self._entries.forget(self._origin)  # a session closed by the clock still takes the last origin
+
+
 class LatencyMeter:
     """One histogram per slot (a context's process); `slot_of_stream[i]` is the slot of the
     stream of declaration index i."""
@@ -79,6 +136,27 @@ class LatencyMeter:
         self.histograms = [LatencyHistogram() for _ in range(slots)]
         self._slot_of = list(slot_of_stream)
         self._one_slot = len(set(self._slot_of)) <= 1
+
+    @classmethod
+    def for_plan(cls, entries: EntryTimes, plan: Plan) -> LatencyMeter:
+        """A histogram per context of `plan`, in its order (`plan.stream_context` is in the
+        streams' declaration order)."""
+        contexts = [c.name for c in plan.contexts]
+        return cls(entries, [contexts.index(c) for c in plan.stream_context.values()], len(contexts))
+
+    @property
+    def by_stream(self) -> bool:
+        """Whether `records` needs the streams' indexes (the streams are in more than one slot)."""
+        return not self._one_slot
+
+    def outputs(self, outputs: Sequence[Output]) -> Sequence[Output]:
+        """Outputs just handed to the sinks, in canonical order: their records' latency. Returns
+        the records (the outputs themselves when all are, the usual case, checked in C)."""
+        found: Sequence[Output] = outputs
+        if not all(map(_IS_RECORD, map(_KIND, outputs))):
+            found = [o for o in outputs if o.kind == "record"]
+        self.records(list(map(_ORIGIN, found)), None if self._one_slot else list(map(_STREAM_INDEX, found)))
+        return found
 
     def records(self, origins: Sequence[int], stream_indexes: Sequence[int] | None) -> None:
         """Records just handed to the sinks: their origins (non-decreasing) and, unless every

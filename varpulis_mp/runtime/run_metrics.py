@@ -17,14 +17,15 @@ feeds its `MetricsState` with what this process sees itself:
   expression errors (the engine's counters by stream, `engine_counters`), the subscriptions' health
   and messages and, for a program with one context, the process's CPU time and memory.
 
-The counters that only a worker knows (window flushes, late events, expression errors, its sinks and its process) come through `MetricsState.apply` from the workers' counters messages,
-which the supervisor forwards; once it does, the per-stream counts derived here give way to them.
+With worker processes, the counters that only a worker knows (window flushes, late events,
+expression errors, its sinks and its process) come through `MetricsState.apply` from the
+workers' counters messages, which the supervisor forwards; once it does, the per-stream counts
+derived here give way to them.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import attrgetter, itemgetter
@@ -38,7 +39,7 @@ from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime.live_feed import POLL_S, FeedSource, LiveFeed
 from varpulis_mp.runtime.logs import lifecycle
 from varpulis_mp.runtime.metrics_counters import ConnectorState, WorkerCounters, process_usage
-from varpulis_mp.runtime.metrics_latency import EntryTimes, LatencyMeter
+from varpulis_mp.runtime.metrics_latency import EntryTimes, LatencyMeter, TimedFeed
 from varpulis_mp.runtime.metrics_state import MetricsLayout, MetricsState
 from varpulis_mp.runtime.rejections import RejectionLog
 from varpulis_mp.runtime.run_hooks import Deliver
@@ -50,64 +51,27 @@ if TYPE_CHECKING:
 __all__ = ["CountingFeed", "RunMetrics"]
 
 _TYPE = attrgetter("type")
-_KIND = attrgetter("kind")
 _STREAM = attrgetter("stream")
-_ORIGIN = attrgetter("origin")
-_STREAM_INDEX = attrgetter("stream_index")
-_IS_RECORD = "record".__eq__
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
 
 
-class CountingFeed(LiveFeed):
-    """A feed that counts the events it hands over by type (on the thread that reads it), and
-    marks when each wake-up's origins entered the run (runtime/metrics_latency.py): it numbers
-    them itself in one process (`numbers`); with worker processes the ingress thread's `mark`
-    says which origin each wake-up reached."""
+class CountingFeed(TimedFeed):
+    """A feed that also counts the events it hands over by type (on the thread that reads it)."""
 
     def __init__(self, sources: Sequence[FeedSource], stream_names: Sequence[str], log: RejectionLog,
                  counts: Counter[str], entries: EntryTimes, *, numbers: bool) -> None:
-        super().__init__(sources, stream_names, log)
+        super().__init__(sources, stream_names, log, entries, numbers=numbers)
         self._counts = counts
-        self._entries = entries
-        self._numbers = numbers
-        self._origin = 0  # events handed over so far (the origin of the last one, in one process)
-        self._woke = time.monotonic()  # when the feed last woke up with something to read
 
     def chunks(self, stopped: Callable[[], bool], tick_s: float = POLL_S) -> Iterator[list[Event]]:
         count = self._counts.update  # counts in C, a few tens of ns an event
-        entries = self._entries
         for events in super().chunks(stopped, tick_s):
             if events:
                 count(map(_TYPE, events))
-                if self._numbers:
-                    self._origin += len(events)
             if self.unbuilt:
-                unbuilt = self.unbuilt
-                count(unbuilt)  # events of types no stream reads: counted, not built
-                if self._numbers:
-                    self._origin += sum(unbuilt.values())  # they take origins too (runtime/live.py)
-            if self._numbers and (events or self.unbuilt):
-                entries.mark(self._origin, self._woke)
+                count(self.unbuilt)  # events of types no stream reads: counted, not built
             yield events
-        entries.ended(time.monotonic())
-
-    def _wait(self, tick_s: float) -> list[FeedSource]:
-        ready = super()._wait(tick_s)
-        self._woke = time.monotonic()  # one clock read per wake-up: its events entered now
-        return ready
-
-    def mark(self, origin: int) -> None:
-        super().mark(origin)
-        self._entries.mark(origin, self._woke)
-
-    def released(self, origin: int) -> None:
-        super().released(origin)
-        self._entries.forget(origin + 1)
-
-    def processed(self) -> None:
-        super().processed()
-        self._entries.forget(self._origin)  # a session closed by the clock still takes the last origin
 
 
 class RunMetrics:
@@ -135,10 +99,8 @@ class RunMetrics:
         self._applying = threading.Lock()
         self._finished = False
         # Source-to-output latency, one histogram per context (its worker 0), observed here.
-        contexts = [c.name for c in self.state.layout.contexts]
         self._entries = EntryTimes()
-        self._latency = LatencyMeter(self._entries, [contexts.index(plan.stream_context[s.name])
-                                                     for s in checked.streams], len(contexts))
+        self._latency = LatencyMeter.for_plan(self._entries, plan)
         self.state.on_refresh(self._refresh)
         self.server: MetricsServer = MetricsServer(host, port, self.state)
         url = self.server.url
@@ -161,21 +123,16 @@ class RunMetrics:
     def deliver(self, inner: Deliver) -> Deliver:
         count = self._records.update
         windows = self._windows.update
-        latency = self._latency.records
-        by_stream = len(self.state.layout.contexts) > 1
+        latency = self._latency.outputs
 
         def counted(outputs: list[Output], flush: bool) -> None:
             inner(outputs, flush)
             if not outputs:
                 return
-            # Outputs in canonical order; counted in C when they are all records (the usual case).
-            if all(map(_IS_RECORD, map(_KIND, outputs))):
-                found = outputs
-            else:
-                found = [o for o in outputs if o.kind == "record"]
-                windows(o.stream for o in outputs if o.kind != "record")
+            found = latency(outputs)
             count(map(_STREAM, found))
-            latency(list(map(_ORIGIN, found)), list(map(_STREAM_INDEX, found)) if by_stream else None)
+            if len(found) < len(outputs):
+                windows(o.stream for o in outputs if o.kind != "record")
 
         return counted
 
@@ -183,7 +140,7 @@ class RunMetrics:
         """What the merger calls with the records it just handed to standard output as JSON Lines
         (origin, stream index, seq, line), in canonical order: their latency."""
         latency = self._latency.records
-        by_stream = len(self.state.layout.contexts) > 1
+        by_stream = self._latency.by_stream
 
         def released(lines: list[tuple[int, int, int, str]]) -> None:
             latency(list(map(_FIRST, lines)), list(map(_SECOND, lines)) if by_stream else None)
