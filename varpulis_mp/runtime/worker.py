@@ -336,7 +336,9 @@ class _Worker(WorkerInput):
             self._heartbeat()
             self._pump(dests)
             pending = [d.sender for d in dests if d.outbox and d.sender is not None]
-            if stopped and not pending:
+            # STOP means every worker finished, so every live peer has what it was sent: a channel
+            # still full can only lead to a process the run gave up on, and must not hold the exit.
+            if stopped and not merger.outbox:
                 return
             ready, _, _ = wait([ingress], pending, [], HEARTBEAT_S)
             if ready:
