@@ -28,7 +28,8 @@ from tests.runtime.test_random_programs import Outcome, Program, big_events, big
 from tests.runtime.test_restarts import CHAIN, _lines, _worker, run_dir_base  # noqa: F401 (a fixture)
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.merger import Merger
-from varpulis_mp.runtime.pool_input import ENDED, PooledStream
+from varpulis_mp.runtime.pool_input import PooledStream
+from varpulis_mp.runtime.worker_output import ENDED
 
 RUN_TIMEOUT_S = 120.0
 

@@ -89,7 +89,7 @@ class LiveReader(SourceThread):
                 for w in restarted:
                     boxes[w].reshape()
             before = self.origin
-            events = unread = sum(feed.unbuilt.values()) if feed.unbuilt else 0
+            events = unread = feed.unbuilt.total()
             self.origin += events
             for event in arrived:
                 events += 1

@@ -134,7 +134,7 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
                         if pending:
                             hand_over(False)
                     if feed.unbuilt:
-                        skipped = sum(feed.unbuilt.values())
+                        skipped = feed.unbuilt.total()
                         n += skipped
                         unread += skipped
                     push = flow.push_event

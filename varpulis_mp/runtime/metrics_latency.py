@@ -104,7 +104,7 @@ class TimedFeed(LiveFeed):
         for events in super().chunks(stopped, tick_s):
             if self._numbers and (events or self.unbuilt):
                 # Events of types no stream reads are not built, but take origins too (runtime/live.py).
-                self._origin += len(events) + (sum(self.unbuilt.values()) if self.unbuilt else 0)
+                self._origin += len(events) + self.unbuilt.total()
                 entries.mark(self._origin, self._woke)
             yield events
         entries.ended(time.monotonic())

@@ -13,9 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any
 
-__all__ = ["ENDED", "PooledStream", "take_upto"]
-
-ENDED = 1 << 62
+__all__ = ["PooledStream", "take_upto"]
 
 
 def take_upto(held: list[tuple[Any, ...]], upto: int) -> list[tuple[Any, ...]]:
