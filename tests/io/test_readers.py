@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import CONFORMANCE, ROOT, needs_shared
 from varpulis_mp.errors import EventFileError
-from varpulis_mp.io import readers
+from varpulis_mp.io import evt_shape_memory
 from varpulis_mp.io.evt_fast import compile_shape, fast_kinds, shape_set
 from varpulis_mp.io.readers import (
     LINE_LIMIT,
@@ -672,10 +672,10 @@ def _mixed_expected(lines: list[str]) -> list[tuple[str, int, str, int]]:
     return expected
 
 
-@pytest.mark.parametrize("rebuild", [0, 1, readers.REBUILD_LINES_PER_GROUP])
+@pytest.mark.parametrize("rebuild", [0, 1, evt_shape_memory.REBUILD_LINES_PER_GROUP])
 @pytest.mark.parametrize("seed", range(4))
 def test_random_interleavings_of_shapes(monkeypatch: pytest.MonkeyPatch, seed: int, rebuild: int) -> None:
-    monkeypatch.setattr(readers, "REBUILD_LINES_PER_GROUP", rebuild)
+    monkeypatch.setattr(evt_shape_memory, "REBUILD_LINES_PER_GROUP", rebuild)
     rng = random.Random(seed)
     lines = [_mixed_line(rng, i) for i in range(3000)]
     expected = _mixed_expected(lines)
@@ -695,12 +695,13 @@ def test_random_interleavings_of_shapes(monkeypatch: pytest.MonkeyPatch, seed: i
         start = end
     assert [canon(e) for e in got] == expected
     assert count == len(expected)
-    assert parser._set is not None and len(parser._set.shapes) >= 5
+    alternation = parser.learned._set
+    assert alternation is not None and len(alternation.shapes) >= 5
 
 
-@pytest.mark.parametrize("rebuild", [0, readers.REBUILD_LINES_PER_GROUP])
+@pytest.mark.parametrize("rebuild", [0, evt_shape_memory.REBUILD_LINES_PER_GROUP])
 def test_benchmark_like_mixed_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rebuild: int) -> None:
-    monkeypatch.setattr(readers, "REBUILD_LINES_PER_GROUP", rebuild)
+    monkeypatch.setattr(evt_shape_memory, "REBUILD_LINES_PER_GROUP", rebuild)
     rng = random.Random(3)
     lines = []
     for i in range(30_000):
@@ -726,7 +727,7 @@ def test_benchmark_like_mixed_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
                                  'TempReading { sensor_id: "S1", sensor_id: 1.5 }',
                                  'S { v: 1 }'])
 def test_errors_in_mixed_files_stop_at_their_line(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
-    monkeypatch.setattr(readers, "REBUILD_LINES_PER_GROUP", 0)
+    monkeypatch.setattr(evt_shape_memory, "REBUILD_LINES_PER_GROUP", 0)
     good = ['@1 TempReading { sensor_id: "S1", temperature: 1.5 }', 'PressureReading { sensor_id: "S", p: 9.5 }',
             "BATCH 4", 'TempReading { sensor_id: "S2", temperature: 2 }']
     lines = good * 50 + [bad] + good

@@ -4,8 +4,13 @@ from the start, counters monotonic across restarts, `/healthz`, and the server's
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import queue
 import socket
+import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 
 import msgpack
@@ -13,12 +18,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.scrape import http_get
+from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.engine.plan import build_plan
+from varpulis_mp.io.line_source import LineSource
 from varpulis_mp.lang.frontend import load_program
+from varpulis_mp.runtime.live import run_live
+from varpulis_mp.runtime.live_feed import FeedSource
 from varpulis_mp.runtime.metrics_counters import LATENCY_BOUNDS_S, LatencyHistogram, WorkerCounters
-from varpulis_mp.runtime.metrics_latency import EntryTimes, LatencyMeter
+from varpulis_mp.runtime.metrics_latency import EntryTimes, LatencyMeter, TimedFeed
 from varpulis_mp.runtime.metrics_server import MetricsServer, MetricsServerError
 from varpulis_mp.runtime.metrics_state import ContextLayout, MetricsLayout, MetricsState
+from varpulis_mp.runtime.rejections import RejectionLog
 
 WORKER = {"context", "worker"}
 STREAM = {"context", "worker", "stream"}
@@ -315,3 +325,98 @@ def test_the_supervisors_latency_is_exposed_beside_the_workers_counters() -> Non
     state.worker_exited("a", 0)  # a restart banks the worker's counters; the supervisor's stay
     latency = state.snapshot().workers[0].counters.latency
     assert (latency.count, round(latency.sum_s, 6)) == (7, 0.021)
+
+
+# One record per `R` (its origin is the event's); sessions of `V` closed by the clock between
+# wake-ups (their records take the last origin); `T` is read by no stream.
+_ONE_PROCESS = """\
+stream Echo = R.emit(v: v)
+stream Visits = V.window(session: 20ms).aggregate(n: count())
+"""
+
+
+def _wake_up(k: int) -> list[str]:
+    """The lines of one wake-up: events of every kind, a rejected line and a comment, ending with
+    an `R` (whose record says the wake-up was handed over)."""
+    lines = [f"@{k} T {{ t: {i}.5 }}" for i in range(k % 4 * 20)]  # enough to go unbuilt
+    lines += ["# a comment", f"@{k} R {{ v: }}", f'{{"event_type": "T", "ts": {k}, "t": 1.5}}']
+    if k % 3 == 0:
+        lines.append(f"@{k} V {{ u: 1 }}")
+    lines += [f"@{k} R {{ v: {k}, w: 1 }}", f"@{k} T {{ t: 2.5 }}", f"@{k} R {{ v: {k} }}"]
+    return lines
+
+
+def test_latency_marks_are_the_origins_the_one_process_driver_numbered() -> None:
+    """`run_live` numbers the origins and the feed marks each wake-up's entry at the driver's
+    number: lines of a type no stream reads (unbuilt or built), rejected lines, comments and
+    ticks between wake-ups cannot make the two drift. Every record is timed from the mark of the
+    wake-up that brought its event, and the histogram counts every record once."""
+    checked = load_program(_ONE_PROCESS, "p.vpl")
+    entries = EntryTimes()
+    meter = LatencyMeter.for_plan(entries, build_plan(checked))
+    read_end, write_end = os.pipe()
+    feed = TimedFeed([FeedSource("input", "<stdin>", LineSource(read_end, owned=True))],
+                     [s.name for s in checked.streams], RejectionLog(io.StringIO(), clock=lambda: 0.0), entries)
+    handed: list[tuple[list[Output], list[int], bool]] = []  # records, the marks then, flush
+    echoed: queue.Queue[int] = queue.Queue()
+
+    def on_origin(outputs: list[Output], flush: bool) -> None:
+        entries.take()
+        records = [o for o in outputs if o.kind == "record"]
+        handed.append((records, list(entries.ends), flush))
+        meter.outputs(outputs)
+        for o in records:
+            if o.stream == "Echo":
+                echoed.put(o.origin)
+
+    result: list[Summary | BaseException] = []
+
+    def drive() -> None:
+        try:
+            result.append(run_live(checked, feed, on_origin))
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            result.append(exc)
+
+    driver = threading.Thread(target=drive, daemon=True)
+    driver.start()
+    # The origin each wake-up reaches: every event line counts, whether read or not.
+    reached: list[int] = []
+    events = 0
+    try:
+        for k in range(1, 13):
+            lines = _wake_up(k)
+            events += sum(1 for line in lines if not line.startswith("#") and "{ v: }" not in line)
+            reached.append(events)
+            text = ("\n".join(lines) + "\n").encode()
+            assert len(text) < 4096  # one write a pipe takes whole: one wake-up
+            os.write(write_end, text)
+            got = 0
+            while got != events:  # the wake-up's last R is handed over (waits bounded by the get)
+                got = echoed.get(timeout=10)
+            time.sleep(0.05)  # ticks, and the clock closes V's session
+    finally:
+        os.close(write_end)
+        driver.join(10)
+    assert not driver.is_alive()
+    summary = result[0]
+    assert isinstance(summary, Summary), summary
+    assert summary.events_processed == events and summary.rejected_events == 12
+    ended = 1 << 62  # the mark of the input's end (`EntryTimes.ended`)
+    marked = [end for end in entries.ends if end < ended]
+    assert marked[-1] == events  # the feed's last mark is the driver's last origin
+    closed_by_clock = 0
+    for records, ends, flush in handed:
+        for o in records:
+            if flush:
+                assert o.origin == events + 1 and ends[-1] == ended
+                continue
+            # Marked before it is handed over, at the end of the wake-up that brought its event.
+            j = bisect_left(ends, o.origin)
+            assert j < len(ends) and ends[j] in reached, (o, ends)
+            if o.stream == "Echo":
+                assert ends[j] == reached[bisect_left(reached, o.origin)], (o, ends)
+            else:
+                closed_by_clock += 1
+    assert closed_by_clock >= 2  # sessions closed by ticks between wake-ups
+    delivered = sum(len(r) for r, _, _ in handed)
+    assert sum(h.count for h in meter.copies()) == delivered

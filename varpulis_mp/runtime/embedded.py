@@ -145,7 +145,7 @@ class _InlineEngine:
         sources = [source for by_context in subscriptions.values() for source in by_context]
         entries = EntryTimes()
         self._feed = TimedFeed([FeedSource("post", "<post>", self._posted, ends_feed=True), *sources],
-                               [s.name for s in checked.streams], RejectionLog(), entries, numbers=True)
+                               [s.name for s in checked.streams], RejectionLog(), entries)
         self._meter = LatencyMeter.for_plan(entries, plan)
         self._contexts = [c.name for c in plan.contexts]
         self._records = RecordRouter(_DeliverySink(delivery), sinks)

@@ -84,7 +84,7 @@ def main() -> int:
     pump.start()
     entries = EntryTimes()
     feed = TimedFeed([FeedSource("post", "<post>", posted, ends_feed=True)], [s.name for s in checked.streams],
-                     RejectionLog(), entries, numbers=False)
+                     RejectionLog(), entries)
     meter = LatencyMeter.for_plan(entries, plan)
     records = RecordRouter(_PipeRecords(write), {})  # the sinks run in their streams' workers
 

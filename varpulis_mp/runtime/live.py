@@ -144,6 +144,9 @@ def run_live(checked: CheckedProgram, feed: LiveFeed, on_origin: Callable[[list[
                             unread += 1
                         else:
                             push(n, event.type, event.ts, event.fields)
+                    # The feed takes the origins from here (n is the run's one counter), before
+                    # anything caused by them is handed over.
+                    feed.numbered(n)
                     if pending:
                         # One hand-over per wake-up: every event that arrived together is processed by now.
                         hand_over(False)

@@ -130,6 +130,11 @@ class LiveFeed:
         for part, batches in self._take_contributors():
             part.commit(batches)
 
+    def numbered(self, origin: int) -> None:
+        """The events given so far took origins up to `origin`, as the one-process driver numbered
+        them (the events counted, not built, included). The plain feed needs nothing of it; a feed
+        that times the run's origins (runtime/metrics_latency.py) marks them with it."""
+
     def mark(self, origin: int) -> None:
         """The events given so far take origins up to `origin` (multiprocess ingress thread)."""
         contributors = self._take_contributors()

@@ -7,12 +7,13 @@ one latency histogram per context. `run --metrics` (runtime/run_metrics.py) and 
 
 An event enters the run when the live feed wakes up with it (`TimedFeed` reads the clock once
 per wake-up, never per event): every event of one wake-up, and a session tick taken with it,
-shares that moment. The feed numbers origins in one process;
-with worker processes the ingress thread does and says, per wake-up, which origin it reached
-(`LiveFeed.mark`). The outputs of the end-of-input flush (origins past the last mark) entered
-when the input ended. So nothing travels on the wire: the supervisor holds the map from origin
-ranges to their entry time, and observes each record when the merger hands it out, which is
-when standard output's writer gets it. A record that also goes to a connector sink in a worker
+shares that moment. The feed never numbers origins itself, so that the run has one counter:
+the driver that numbers them says, per wake-up, which origin it reached (in one process the live
+driver, `LiveFeed.numbered`; with worker processes the ingress thread, `LiveFeed.mark`). The
+outputs of the end-of-input flush (origins past the last mark) entered when the input ended. So
+nothing travels on the wire: the supervisor holds the map from origin ranges to their entry
+time, and observes each record when the merger hands it out, which is when standard output's
+writer gets it. A record that also goes to a connector sink in a worker
 was handed to that sink earlier, as the worker routed it: the histogram bounds that latency from
 above.
 
@@ -86,33 +87,32 @@ class EntryTimes:
 
 
 class TimedFeed(LiveFeed):
-    """A live feed that marks when each wake-up's origins entered the run: it numbers them itself
-    when `numbers` (one process: an origin is an event's position); with worker processes the
-    ingress thread's `mark` says which origin each wake-up reached. Once the records of an
-    origin are out (`processed`, `released`), its mark is forgotten."""
+    """A live feed that marks when each wake-up's origins entered the run, at the origin its driver
+    says the wake-up reached: `numbered` (the one-process driver) or `mark` (the ingress thread of
+    worker processes). Once the records of an origin are out (`processed`, `released`), its mark
+    is forgotten."""
 
     def __init__(self, sources: Sequence[FeedSource], stream_names: Sequence[str], log: RejectionLog,
-                 entries: EntryTimes, *, numbers: bool) -> None:
+                 entries: EntryTimes) -> None:
         super().__init__(sources, stream_names, log)
         self._entries = entries
-        self._numbers = numbers
-        self._origin = 0  # events handed over so far (the origin of the last one, in one process)
+        self._origin = 0  # the last origin the one-process driver numbered
         self._woke = time.monotonic()  # when the feed last woke up with something to read
 
     def chunks(self, stopped: Callable[[], bool], tick_s: float = POLL_S) -> Iterator[list[Event]]:
-        entries = self._entries
-        for events in super().chunks(stopped, tick_s):
-            if self._numbers and (events or self.unbuilt):
-                # Events of types no stream reads are not built, but take origins too (runtime/live.py).
-                self._origin += len(events) + self.unbuilt.total()
-                entries.mark(self._origin, self._woke)
-            yield events
-        entries.ended(time.monotonic())
+        yield from super().chunks(stopped, tick_s)
+        self._entries.ended(time.monotonic())
 
     def _wait(self, tick_s: float) -> list[FeedSource]:
         ready = super()._wait(tick_s)
         self._woke = time.monotonic()  # one clock read per wake-up: its events entered now
         return ready
+
+    def numbered(self, origin: int) -> None:
+        super().numbered(origin)
+        if origin != self._origin:  # a tick, or a wake-up with rejected lines only, takes none
+            self._origin = origin
+            self._entries.mark(origin, self._woke)
 
     def mark(self, origin: int) -> None:
         super().mark(origin)

@@ -60,8 +60,8 @@ class CountingFeed(TimedFeed):
     """A feed that also counts the events it hands over by type (on the thread that reads it)."""
 
     def __init__(self, sources: Sequence[FeedSource], stream_names: Sequence[str], log: RejectionLog,
-                 counts: Counter[str], entries: EntryTimes, *, numbers: bool) -> None:
-        super().__init__(sources, stream_names, log, entries, numbers=numbers)
+                 counts: Counter[str], entries: EntryTimes) -> None:
+        super().__init__(sources, stream_names, log, entries)
         self._counts = counts
 
     def chunks(self, stopped: Callable[[], bool], tick_s: float = POLL_S) -> Iterator[list[Event]]:
@@ -107,7 +107,7 @@ class RunMetrics:
         lifecycle("metrics_serving", f"metrics: serving {url}/metrics and {url}/healthz", url=url)
 
     def feed(self, sources: Sequence[FeedSource], stream_names: Sequence[str], log: RejectionLog) -> LiveFeed:
-        return CountingFeed(sources, stream_names, log, self._events, self._entries, numbers=self._one_process)
+        return CountingFeed(sources, stream_names, log, self._events, self._entries)
 
     def watch(self, log: RejectionLog, dead_letters: DeadLetters,
               subscriptions: Mapping[str, Sequence[FeedSource]]) -> None:
