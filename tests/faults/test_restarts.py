@@ -204,8 +204,9 @@ def test_a_sender_killed_with_records_for_a_stopped_reader_counts_them_lost(tmp_
         pids = wait_for_workers(run.proc.pid, CHAIN_STREAMS)
         os.kill(pids["third"], signal.SIGSTOP)
         try:
-            # `second` stops reading once a message toward `third` waits: its Passed stops growing.
-            wait_until(_stable(lambda: len(run.records_of("Passed")), 0.5), 30, "second blocked by third")
+            # `second` stops reading once a message toward `third` waits: its Passed stops growing
+            # (for a whole second: not a pause of a busy machine).
+            wait_until(_stable(lambda: len(run.records_of("Passed")), 1.0), 30, "second blocked by third")
             os.kill(pids["second"], signal.SIGKILL)
             wait_until(lambda: workers_of(run.proc.pid).get("second") not in (None, pids["second"]), 10,
                        "a new worker of 'second'")
