@@ -219,6 +219,7 @@ def test_a_sender_killed_with_records_for_a_stopped_reader_counts_them_lost(tmp_
     lost_events = set().union(*losses.values())
     print(f"{len(feeder.lines)} events; missing per stream: { {s: len(v) for s, v in losses.items()} }; "
           f"reported lost: {lost_in_restarts(run.stderr)}")
+    print(*[line for line in run.stderr.splitlines() if "restarted after" in line], sep="\n")
     # The case itself: records of Passed that never reached Done, though `third` lived on.
     assert losses["Done"] - losses["Passed"], "no record was held by the killed sender"
     assert lost_in_restarts(run.stderr) == len(lost_events), run.stderr[-3000:]
