@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,51 @@ def test_a_stopped_worker_is_killed_after_the_worker_timeout_and_restarted(tmp_p
     losses = chain_losses(run.records(), oracle(program, feeder.lines, tmp_path))
     assert lost_in_restarts(run.stderr) == len(set().union(*losses.values()))
 
+
+
+def _stable(count: Callable[[], int], quiet_s: float) -> Callable[[], bool]:
+    """A condition that holds once `count()` has not changed for `quiet_s` seconds."""
+    seen = {"n": -1, "since": time.monotonic()}
+
+    def check() -> bool:
+        n, now = count(), time.monotonic()
+        if n != seen["n"]:
+            seen["n"], seen["since"] = n, now
+        return now - seen["since"] >= quiet_s
+
+    return check
+
+
+@pytest.mark.timeout(120)
+def test_a_sender_killed_with_records_for_a_stopped_reader_counts_them_lost(tmp_path: Path) -> None:
+    """`third` stopped (SIGSTOP) until `second`'s channel toward it is full, so `second` holds
+    records the merger has (its Passed) but `third` never gets (in its outbox and ZeroMQ queue);
+    then `second` is killed and `third` continued. Those records are lost with `second`, and
+    counted: the summary's loss is what is missing, no more, no less."""
+    program = write_program(tmp_path, CHAIN)
+    # A fast feed fills the channel (its kernel buffers first) in about a second; the stopped
+    # worker is not taken for a hung one meanwhile.
+    options = (*RESTARTS, "--worker-timeout", "60s")
+    with under_load(program, chain_line, 2000, *options, streams=CHAIN_STREAMS.values()) as (run, feeder):
+        pids = wait_for_workers(run.proc.pid, CHAIN_STREAMS)
+        os.kill(pids["third"], signal.SIGSTOP)
+        try:
+            # `second` stops reading once a message toward `third` waits: its Passed stops growing
+            # (for a whole second: not a pause of a busy machine).
+            wait_until(_stable(lambda: len(run.records_of("Passed")), 1.0), 30, "second blocked by third")
+            os.kill(pids["second"], signal.SIGKILL)
+            wait_until(lambda: workers_of(run.proc.pid).get("second") not in (None, pids["second"]), 10,
+                       "a new worker of 'second'")
+        finally:
+            os.kill(pids["third"], signal.SIGCONT)
+        time.sleep(1.0)
+        status = run.finish(feeder)
+    assert status == 0, run.stderr[-3000:]
+    losses = chain_losses(run.records(), oracle(program, feeder.lines, tmp_path))
+    lost_events = set().union(*losses.values())
+    print(f"{len(feeder.lines)} events; missing per stream: { {s: len(v) for s, v in losses.items()} }; "
+          f"reported lost: {lost_in_restarts(run.stderr)}")
+    print(*[line for line in run.stderr.splitlines() if "restarted after" in line], sep="\n")
+    # The case itself: records of Passed that never reached Done, though `third` lived on.
+    assert losses["Done"] - losses["Passed"], "no record was held by the killed sender"
+    assert lost_in_restarts(run.stderr) == len(lost_events), run.stderr[-3000:]

@@ -242,8 +242,9 @@ def test_a_numbered_channel_numbers_each_message_and_announces_its_shapes_in_it(
         box.add_record("Valid", i, i + 1, {"v": i})
     box.seal()
     first, second = (wire.decode(m) for m in box.outbox)
-    assert first[0] == [wire.SEQ, {}] and first[1] == [wire.SHAPE, 0, ["v"]]
-    assert second[0] == [wire.SEQ, {"Valid": 2}] and second[1] == [wire.SHAPE, 0, ["v"]]
+    # Named by when it was made: a receiver tells a restarted sender's numbering from its predecessor's.
+    assert first[0] == [wire.SEQ, {}, box.born] and first[1] == [wire.SHAPE, 0, ["v"]]
+    assert second[0] == [wire.SEQ, {"Valid": 2}, box.born] and second[1] == [wire.SHAPE, 0, ["v"]]
 
 
 def test_records_of_a_shape_announced_only_to_a_dead_predecessor_are_counted_lost() -> None:
@@ -258,7 +259,7 @@ def test_records_of_a_shape_announced_only_to_a_dead_predecessor_are_counted_los
     frames = [[wire.SEQ, {"A": 40}], [wire.RECORDS, "A", 3, [1, 2], [7, 8], [[1], [2]]]]
     worker._handle(frames, wire.ShapeDecoder(), None, "p0")  # type: ignore[arg-type]
     assert [f for f in worker.dests[MERGER].frames if f[0] in (wire.RESUMED, wire.LOST)] == [
-        (wire.RESUMED, "p0", {"A": 40}), (wire.LOST, "p0", "A", 2)]
+        (wire.RESUMED, "p0", {"A": 40}, None), (wire.LOST, "p0", "A", 2)]
     assert worker.taken == {"p0": {"A": 42}}
 
 

@@ -13,7 +13,7 @@ them in place of `seq` (engine/pool.py).
 
 A worker that dies and is restarted (runtime/supervision.py) does not stall the merger: its
 replacement's progress moves its streams on, and the origins in between are released with what
-arrived. The loss accounting frames a worker sends in band (`CONSUMED`, `RESUMED`, `LOST`) go to
+arrived. The loss accounting frames a worker sends in band (`CONSUMED`, `RESUMED`, `LOST`, `SENT`) go to
 `on_accounting`, in the order they came with the outputs.
 """
 
@@ -32,7 +32,7 @@ from varpulis_mp.runtime.pool_input import take_upto
 __all__ = ["ENDED", "Merger"]
 
 ENDED = 1 << 62
-_ACCOUNTING = frozenset({wire.CONSUMED, wire.RESUMED, wire.LOST})
+_ACCOUNTING = frozenset({wire.CONSUMED, wire.RESUMED, wire.LOST, wire.SENT})
 
 
 # Within one origin the canonical order is (stream index, seq); attrgetter keeps the sort in C.

@@ -165,7 +165,9 @@ class Restarts:
         if spec.event_types:
             channels.add("in")
         max_restarts = self.policy.max_restarts if self.policy is not None else 0
-        self.losses.restarted(index, how, attempt, max_restarts, channels, time.monotonic())
+        # Its line also waits for what the readers it fed did not get from the dead process.
+        readers = {dst for dsts in spec.outputs_to.values() for dst in dsts} if spec.prompt else set()
+        self.losses.restarted(index, how, attempt, max_restarts, channels, time.monotonic(), readers - self.given_up_on)
         if self.watch is not None:
             self.watch.worker_restarted(handle.context, handle.worker)
 

@@ -28,6 +28,7 @@ Create a `Transport` only after forking (a ZeroMQ context must never cross a for
 from __future__ import annotations
 
 import errno
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -177,12 +178,14 @@ class Outbox:
 
     Records are gathered column-wise, one `RECORDS` frame per run of records of the same stream and
     shape (`open_*` is the frame still open for appending). A `numbered` channel starts each message
-    with a `SEQ` frame: how many records of each stream it sent before (loss accounting, RUN.md §6),
-and announces the shapes its records use.
+    with a `SEQ` frame: how many records of each stream this process sent before (loss accounting,
+    RUN.md §6), and when the outbox was made (`born`, the system's monotonic clock, so a restarted
+    sender's is larger: a receiver tells its numbering from its predecessor's); and announces the
+    shapes its records use.
     """
 
     __slots__ = ("sender", "shapes", "frames", "count", "batch", "outbox", "open_stream", "open_names",
-                 "open_times", "open_origins", "open_rows", "numbered", "sent", "on_seal")
+                 "open_times", "open_origins", "open_rows", "numbered", "sent", "on_seal", "born")
 
     def __init__(self, sender: Sender | None, batch: int = DEFAULT_BATCH, *, numbered: bool = False,
                  on_seal: Callable[[Outbox], None] | None = None) -> None:
@@ -200,6 +203,7 @@ and announces the shapes its records use.
         self.numbered = numbered
         self.sent: dict[str, int] = {}  # stream -> records sent so far (numbered channels)
         self.on_seal = on_seal  # adds its last frames to each message (with `add`)
+        self.born = time.monotonic_ns()  # names the process that numbers the channel
 
     def add(self, frame: wire.Frame) -> None:
         """Append a frame that is not a record batch; later records start a new batch after it."""
@@ -242,7 +246,7 @@ and announces the shapes its records use.
         announced in it, so a receiver restarted meanwhile reads it (it lost only what its dead
         predecessor took)."""
         sent = self.sent
-        lead: list[wire.Frame] = [(wire.SEQ, dict(sent))]
+        lead: list[wire.Frame] = [(wire.SEQ, dict(sent), self.born)]
         announced = {frame[1] for frame in self.frames if frame[0] == wire.SHAPE}
         for frame in self.frames:
             if frame[0] == wire.RECORDS:
@@ -252,6 +256,15 @@ and announces the shapes its records use.
                     announced.add(sid)
                     lead.append((wire.SHAPE, sid, list(self.shapes.names[sid])))
         self.frames[:0] = lead
+
+    def produced(self) -> dict[str, int]:
+        """Records of each stream numbered so far or gathered for the next message (which numbers
+        them next, in this order)."""
+        counts = dict(self.sent)
+        for frame in self.frames:
+            if frame[0] == wire.RECORDS:
+                counts[frame[1]] = counts.get(frame[1], 0) + len(frame[3])
+        return counts
 
     def reshape(self) -> None:
         """The receiver was restarted: what is gathered goes as it is (the receiver counts it lost),

@@ -43,13 +43,19 @@ its data and the progress that covers it together, in order. Frames:
   once a second, also while it waits on a full channel), with its counters (runtime/metrics_counters.py's
   form, or nil), whether every stream it hosts has ended (its sinks may take a while to close) and
   `sent[dst]`, the records its numbered channel toward worker `dst` has carried (a live run's).
-* `SEQ counts` — first frame of a numbered channel's message (a live run's channels toward a
+* `SEQ counts born` — first frame of a numbered channel's message (a live run's channels toward a
   worker): `counts[stream]` records of that stream (or event type) were sent on the channel before
-  this message. Records are numbered from 1 per (channel, stream): loss accounting (RUN.md §6).
-* `CONSUMED channel counts`, `RESUMED channel counts`, `LOST channel stream n` — worker to merger,
-  in band: the last record number taken per stream on its input `channel` (`in` for the router,
-  `p<index>` for an upstream worker); the first message's `SEQ` counts a process got on a channel;
-  `n` records it could not read (a shape announced to its predecessor).
+  this message by the sending process that made the channel at `born` (the system's monotonic
+  clock, ns: a restarted sender's is larger). Records are numbered from 1 per (channel, stream,
+  sending process): loss accounting (RUN.md §6).
+* `CONSUMED channel counts`, `RESUMED channel counts born`, `LOST channel stream n` — worker to
+  merger, in band: the last record number taken per stream on its input `channel` (`in` for the
+  router, `p<index>` for an upstream worker); the first message's `SEQ` counts a process got on a
+  channel, or got from a new sending process `born` (the sender was restarted); `n` records it
+  could not read (a shape announced to its predecessor).
+* `SENT dst counts born` — worker to merger, in band: `counts[stream]` records of the outputs this
+  message and the earlier ones carried went on the numbered channel toward worker `dst` (sent or
+  waiting to be), which this process made at `born`: what a restart of the sender lost on the way.
 * `RESEND index` — supervisor to worker: worker `index` was restarted: announce the shapes again
   on the channel toward it, with the progress and the ends of the streams it reads.
 * `STOP` — last message on a worker's ingress: every worker has finished, so everything every
@@ -70,7 +76,7 @@ from varpulis_mp.engine.output import NO_KEY, Output, OutputKind
 from varpulis_mp.errors import Diagnostic, SourcePos
 
 __all__ = [
-    "BLOCK", "COMMIT", "CONSUMED", "EOS", "HEARTBEAT", "LOST", "RESEND", "RESUMED", "SEQ", "RELAYED", "ERROR", "FAIL", "LINES", "LINES_OUT", "TICK", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
+    "BLOCK", "COMMIT", "CONSUMED", "EOS", "HEARTBEAT", "LOST", "RESEND", "RESUMED", "SENT", "SEQ", "RELAYED", "ERROR", "FAIL", "LINES", "LINES_OUT", "TICK", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
     "STATS", "STOP", "VERSION", "OUTPUT_KINDS", "OUTPUT_STRIDE", "Frame", "ShapeDecoder", "ShapeEncoder", "WireError", "decode",
     "decode_diagnostic", "decode_outputs", "encode", "encode_diagnostic", "encode_outputs", "make_encoder",
 ]
@@ -102,6 +108,7 @@ CONSUMED: Final = 19
 RESUMED: Final = 20
 LOST: Final = 21
 RESEND: Final = 22
+SENT: Final = 23
 
 # A frame is a list (or tuple) whose first element is one of the kinds above.
 Frame = list[Any] | tuple[Any, ...]

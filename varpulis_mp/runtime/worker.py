@@ -184,6 +184,8 @@ class _Worker(WorkerInput):
         self.taken: dict[str, dict[str, int]] = {}
         self.reported: dict[str, dict[str, int]] = {}  # what CONSUMED last said
         self.received: dict[str, dict[str, int]] = {}  # channel -> stream -> records this process read
+        self.senders: dict[str, int | None] = {}
+        self.attested: dict[int, dict[str, int]] = {}
         # Streams that the workers of a pool send: merged back into one order (runtime/pool_input.py).
         self.pooled = {name: PooledStream(srcs) for name, srcs in spec.inputs_from.items() if len(srcs) > 1}
         # A live run's counters for the metrics, sent with the heartbeats (runtime/worker_meter.py).
@@ -208,7 +210,7 @@ class _Worker(WorkerInput):
             peers = {src: transport.receiver(rd.peer(spec.index, src), bind=True) for src in upstream}
             out = transport.sender(rd.output(spec.index), bind=True)
             # Every message toward the merger says what was taken for the outputs it carries.
-            self.dests[MERGER] = Outbox(out, self.batch, on_seal=self._report_taken)
+            self.dests[MERGER] = Outbox(out, self.batch, on_seal=self._report)
             for dst in sorted({d for dsts in spec.outputs_to.values() for d in dsts}):
                 # Connected on START, once every worker is ready; numbered in a live run (RUN.md §6).
                 self.dests[dst] = Outbox(None, self.batch, numbered=spec.prompt)
@@ -392,7 +394,8 @@ class _Worker(WorkerInput):
             elif kind == wire.RECORDS:
                 self._records(frame, dec, channel)
             elif kind == wire.SEQ:
-                self._seq(channel, frame[1])
+                if not self._seq(channel, frame[1], frame[2] if len(frame) > 2 else None):
+                    break  # a replaced sender's late message
             elif kind == wire.SHAPE:
                 dec.learn(frame)
             elif kind == wire.PROGRESS:
@@ -421,6 +424,11 @@ class _Worker(WorkerInput):
                 raise wire.WireError(f"unexpected frame kind {kind!r} on a worker's input")
         self._route()
         self._progress()
+
+    def _report(self, merger: Outbox) -> None:
+        """What each message toward the merger says last: what was taken and sent for its outputs."""
+        self._report_taken(merger)
+        self._report_sent(merger)
 
     def _start(self, transport: Transport) -> None:
         self.started = True

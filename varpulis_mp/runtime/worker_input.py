@@ -35,25 +35,42 @@ class WorkerInput(WorkerOutput):
     taken: dict[str, dict[str, int]]
     reported: dict[str, dict[str, int]]
     received: dict[str, dict[str, int]]
+    senders: dict[str, int | None]  # channel -> the sending process whose numbering `taken` follows
     pooled: dict[str, PooledStream]
 
-    def _seq(self, channel: str, counts: dict[str, int]) -> None:
-        """A numbered message: its records follow `counts` records of each stream."""
+    def _seq(self, channel: str, counts: dict[str, int], sender: int | None) -> bool:
+        """A numbered message: its records follow `counts` records of each stream that the sending
+        process `sender` (when it made the channel: a later process has a larger one) sent on the
+        channel. False: a message of a process already replaced here, dropped unread (what it
+        carries the supervisor counted lost)."""
         taken = self.taken.get(channel)
-        if taken is None:  # this process's first message on the channel
-            self.dests[MERGER].add((wire.RESUMED, channel, counts))
-            self.taken[channel] = dict(counts)
-            self.reported[channel] = {}
-            self.received[channel] = {}
-        else:
+        current = self.senders.get(channel)
+        if taken is not None and sender == current:
             taken.update(counts)
+            return True
+        if current is not None and sender is not None and sender < current:
+            return False  # ZeroMQ reads a dead sender's connection and its replacement's in turn
+        merger = self.dests[MERGER]
+        if taken is not None:
+            # A restarted sender numbers from 0 again. What its predecessor's messages gave this
+            # process is final now: said first, so the supervisor knows what that one sent in vain.
+            self._report_channel(merger, channel)
+        merger.add((wire.RESUMED, channel, counts, sender))
+        self.taken[channel] = dict(counts)
+        self.senders[channel] = sender
+        self.reported[channel] = {}
+        self.received.setdefault(channel, {})
+        return True
 
     def _report_taken(self, merger: Outbox) -> None:
-        reported = self.reported
-        for channel, taken in self.taken.items():
-            if taken != reported[channel]:
-                reported[channel] = dict(taken)
-                merger.add((wire.CONSUMED, channel, reported[channel], dict(self.received[channel])))
+        for channel in self.taken:
+            self._report_channel(merger, channel)
+
+    def _report_channel(self, merger: Outbox, channel: str) -> None:
+        taken = self.taken[channel]
+        if taken != self.reported[channel]:
+            self.reported[channel] = dict(taken)
+            merger.add((wire.CONSUMED, channel, self.reported[channel], dict(self.received[channel])))
 
     def _lines(self, frame: list[Any]) -> None:
         """Parse and push a LINES frame's raw lines: one block for the parser's fast path, each event

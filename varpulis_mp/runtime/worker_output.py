@@ -33,7 +33,7 @@ MERGER = -1  # destination key of the channel toward the merger
 # for it: an idle worker adds no delay, a loaded one still batches.
 FLUSH_S = 0.01
 _DEFERRABLE = frozenset({wire.PROGRESS, wire.LINES_OUT, wire.OUTPUTS, wire.SHAPE, wire.CONSUMED, wire.RESUMED,
-                         wire.LOST})
+                         wire.LOST, wire.SENT})
 
 
 class WorkerOutput:
@@ -56,6 +56,7 @@ class WorkerOutput:
     merger_sealed: float
     sinks: dict[str, list[SinkPartition]]
     meter: WorkerMeter | None
+    attested: dict[int, dict[str, int]]  # dst -> what the last SENT toward the merger said
 
     def _tick(self, origin: int, now_ms: int) -> None:
         """A live run's wall-clock tick, from the router or from an upstream context (the first
@@ -97,6 +98,19 @@ class WorkerOutput:
             return
         if self.meter is not None:
             self.meter.observe(emitted)
+        # The reading contexts' records first: a message toward the merger sealed here says, with
+        # its outputs, how many records went toward each reader (`SENT`), these included.
+        readers = self.readers
+        if readers:
+            dests = self.dests
+            for o in emitted:
+                dsts = readers.get(o.stream)
+                if dsts is None or o.kind != "record":
+                    continue
+                # A pool's records carry their order key: the reader merges the pool's workers.
+                origin = o.origin if self.spec.workers == 1 else [o.origin, o.seq]
+                for dst in dsts:
+                    dests[dst].add_record(o.stream, o.ts, origin, o.fields)
         merger = self.dests[MERGER]
         batch = self.batch
         if self.spec.jsonl_out:
@@ -119,18 +133,19 @@ class WorkerOutput:
                     merger.seal()
         if self.sinks:
             self._to_sinks(emitted)
-        readers = self.readers
-        if readers:
-            dests = self.dests
-            for o in emitted:
-                dsts = readers.get(o.stream)
-                if dsts is None or o.kind != "record":
-                    continue
-                # A pool's records carry their order key: the reader merges the pool's workers.
-                origin = o.origin if self.spec.workers == 1 else [o.origin, o.seq]
-                for dst in dsts:
-                    dests[dst].add_record(o.stream, o.ts, origin, o.fields)
         emitted.clear()
+
+    def _report_sent(self, merger: Outbox) -> None:
+        """With a message toward the merger: the records each numbered channel toward a reader has
+        taken so far, the outputs this message carries included. If this process dies, what a
+        reader did not get of them is lost, and the supervisor counts it (RUN.md §6)."""
+        attested = self.attested
+        for dst, box in self.dests.items():
+            if box.numbered:
+                produced = box.produced()
+                if produced != attested.get(dst):
+                    attested[dst] = produced
+                    merger.add((wire.SENT, dst, produced, box.born))
 
     def _to_sinks(self, emitted: list[Output]) -> None:
         """Each hosted stream's records to its `.to` sinks, in the stream's order."""
