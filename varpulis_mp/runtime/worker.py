@@ -241,7 +241,7 @@ class _Worker(WorkerInput):
             self.last_heartbeat = time.monotonic()
             self.ready = True
             self._loop(transport, ingress, peers)
-            self._drain(ingress)
+            self._drain(ingress, transport)
         except BaseException as exc:
             self._fail(exc)
             transport.close(2000)  # long enough for the failure report on a busy machine, never a hang
@@ -317,7 +317,7 @@ class _Worker(WorkerInput):
                 self._seal_turn()
             self._pump(dests)
 
-    def _drain(self, ingress: Receiver) -> None:
+    def _drain(self, ingress: Receiver, transport: Transport) -> None:
         """Every hosted stream has ended: send the counters, then hold the sockets open until the
         supervisor says every worker has finished (so nothing queued here can still be lost)."""
         # Draining: the sinks' close may wait on a broker for a while, which is not a hang.
@@ -348,6 +348,11 @@ class _Worker(WorkerInput):
                     for frame in wire.decode(data):
                         if frame[0] == wire.STOP:
                             stopped = True
+                        elif frame[0] == wire.START:
+                            # Every stream may end before START is read (an upstream context's
+                            # records and end came first): the channels toward readers open now,
+                            # or what waits for them would never go.
+                            self._start(transport)
                         elif frame[0] == wire.COMMIT:  # the last batches' acknowledgements
                             self.subs.commit(frame[1], frame[2])
                         elif frame[0] == wire.RESEND:  # a context this one feeds was restarted
