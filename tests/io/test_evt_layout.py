@@ -92,3 +92,15 @@ def test_a_learned_shape_takes_the_layout_of_a_block_only_its_shape_covers() -> 
     assert rows is not None and [r[3] for r in rows] == ["a0", "a1", "a2", "a3"]
     assert learned.layout.pattern.findall(spaced) == rows  # now the layout of that block's lines
     assert learned.covers(spaced + "\n" + sample, 5) and not learned.covers(spaced + "\n@9 T { k: 1 }", 5)
+
+
+def test_a_learned_shape_whose_lines_keep_changing_their_spacing_stops_trying_layouts() -> None:
+    sample = '@1 T { k: "a", v: 1.5 }'
+    event = EventParser("e").parse_line(sample, 0)
+    assert event is not None
+    learned = learned_shape(event, sample)
+    assert learned is not None
+    for n in range(1, 6):
+        spaced = "\n".join(f'@{i}{" " * n}T {{ k: "a", v: 1.5 }}' for i in range(3))
+        assert learned.rows(spaced, 3) is not None
+    assert learned.layout is None and learned.rows(sample, 1) is not None

@@ -59,10 +59,13 @@ class Learned:
 
     def _relayout(self, text: str) -> None:
         # The layout missed a block the shape covered: the file changed its spacing, or the first
-        # line had one of its own. A few times at most, so that a file of mixed layouts costs little.
+        # line had one of its own. A few times at most: past that, the lines' spacing varies and
+        # the shape's pattern alone is cheaper than trying a layout first.
         if self.relayouts < MAX_MISSES:
             self.relayouts += 1
             self.layout = layout(self.shape.shapes[0], text.partition("\n")[0])
+        else:
+            self.layout = None
 
 
 class LearnedShapes:
