@@ -24,8 +24,11 @@ _FAST_AT = r"[ \t]*(?:@([0-9]{1,12})(ms|s|m|h)?[ \t]+)?"
 # Bounded digit counts keep every number the fast path accepts in range, so it needs no range check.
 _FAST_INT = r"[+-]?[0-9]{1,18}"
 _FAST_FLOAT = r"[+-]?(?:(?:[0-9]{1,15}\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?|[0-9]{1,15}[eE][+-]?[0-9]{1,2})"
-_FAST_STRING = r'"([^"\\\n]*)"'
-_FAST_WORD = r"((?!(?i:inf|infinity|nan)[ \t,}])[A-Za-z_][A-Za-z0-9_.-]*)"
+# The text of a value of each kind, as captured (a string's without its quotes).
+_KIND_VALUE = {"S": r'[^"\\\n]*', "I": _FAST_INT, "F": _FAST_FLOAT,
+               "W": r"(?!(?i:inf|infinity|nan)[ \t,}])[A-Za-z_][A-Za-z0-9_.-]*"}
+_FAST_STRING = f'"({_KIND_VALUE["S"]})"'
+_FAST_WORD = f"({_KIND_VALUE['W']})"
 # The kinds of fast value: S a plain double-quoted string, I an int, F a float, W a word (a keyword
 # or a bare-word string). One kind per field keeps the pattern free of alternatives to backtrack.
 # The kinds are disjoint (quote, digit or sign without `.`/exponent, with one, letter), so at most

@@ -12,6 +12,10 @@ canonical order is the same, and every worker knows them without counting. Per b
   classifies each: events of the type are pushed, events of types nobody reads are checked (and
   counted once: by the lowest-numbered reader of the first read type named on the line), and
   events of other read types are left to their readers.
+* In a pool, for a type whose readers only need the events of this worker's keys
+  (runtime/pool_rows.py), the key text of every candidate is read first, and only the candidates
+  of its own keys are matched and parsed; the others are the business of the workers that own
+  their keys, bad lines included. The type's owner still counts all of them.
 * The block's checker (the router names one reader per block, in turn) checks the lines that are
   no read type's candidate: comments, empty lines and events of types nobody reads.
 * A JSON event names its type literally too, unless it spells a letter of it as a `\\u` escape.
@@ -24,17 +28,15 @@ found, so a line two workers both reject is reported once.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from itertools import compress, repeat
 from operator import contains, not_, or_
 from typing import Any
 
 from varpulis_mp.errors import EventFileError
-from varpulis_mp.io.evt_fast import compile_shape, fast_kinds, shape_set
 from varpulis_mp.io.readers import EventParser
 from varpulis_mp.runtime.pool_rows import OwnedRows
-from varpulis_mp.runtime.shapes import LearnedShapes
+from varpulis_mp.runtime.shapes import Learned, LearnedShapes, Rows, learned_shape
 
 __all__ = ["BlockTaker", "UNLIMITED"]
 
@@ -78,7 +80,7 @@ class BlockTaker:
         self.events = 0
         self.unread = 0
         # The checker's one-call check of the lines nobody reads: the shape of the first such event.
-        self.rest_shape: re.Pattern[str] | None = None
+        self.rest_shape: Learned | None = None
         self.rest_misses = 0
         self.owned: OwnedRows | None = None  # a pool's worker: only the rows of its keys are parsed
 
@@ -112,28 +114,52 @@ class BlockTaker:
     # -- the common block ------------------------------------------------------------------------
 
     def _own_lines(self, t: str, first: int, idx: list[int], lines: list[str]) -> None:
-        text = "\n".join(map(lines.__getitem__, idx))
-        shapes = self.shapes
+        if first + idx[-1] >= self.limit:
+            idx = [i for i in idx if first + i < self.limit]
+            if not idx:
+                return
+        candidates = list(map(lines.__getitem__, idx))
+        text = "\n".join(candidates)
+        counted = self.owners[t] == self.me
+        owned = self.owned
+        mine = None if owned is None else owned.mine(t, candidates, idx, text)
+        if mine is not None:
+            # Every candidate is a line of t whose key text is known: this worker matches the lines
+            # of its own keys only, and each other line is matched (and reported, if bad) by the
+            # worker that owns its key.
+            own_idx, own_text = mine
+            rows = self.shapes.rows(t, own_text) if own_idx else []
+            if rows is not None:
+                if counted:
+                    self.events += len(idx)
+                self._feed(t, first, rows, own_idx)
+                return
+            # A line of an own key that the shape does not cover: the parser reads them all.
+        else:
+            rows = self.shapes.rows(t, text)
+            if rows is not None:
+                if counted:
+                    self.events += len(rows)
+                if owned is not None:  # a pool's worker parses the rows of its own keys only
+                    rows, idx = owned.keep(t, rows, idx)
+                self._feed(t, first, rows, idx)
+                return
+        self._parse_lines(t, first, idx, lines, text)
+
+    def _feed(self, t: str, first: int, rows: Rows, idx: list[int]) -> None:
+        # In slices of `batch` rows, so what they emit goes out in bounded messages.
+        batch = self.batch
+        direct = self.pushers[t]
+        now = self._now
+        feed = self.shapes.feed
+        for start in range(0, len(rows), batch):
+            feed(t, rows[start:start + batch], idx[start:start + batch], first, now, direct)
+            if len(self.emitted) >= batch:
+                self.route()
+
+    def _parse_lines(self, t: str, first: int, idx: list[int], lines: list[str], text: str) -> None:
+        """The candidates of t (`text`, joined) that the learned shape did not cover, by the parser."""
         parser = self.parser
-        limit = self.limit
-        rows = shapes.rows(t, text)
-        if rows is not None:
-            if first + idx[-1] >= limit:
-                idx = [i for i in idx if first + i < limit]
-                rows = rows[:len(idx)]
-            if self.owners[t] == self.me:
-                self.events += len(rows)
-            if self.owned is not None:  # a pool's worker parses the rows of its own keys only
-                rows, idx = self.owned.keep(t, rows, idx, self._now)
-            # In slices of `batch` rows, so what they emit goes out in bounded messages.
-            batch = self.batch
-            direct = self.pushers[t]
-            now = self._now
-            for start in range(0, len(rows), batch):
-                shapes.feed(t, rows[start:start + batch], idx[start:start + batch], first, now, direct)
-                if len(self.emitted) >= batch:
-                    self.route()
-            return
         done = 0  # candidates handled so far
         try:
             for event in parser.parse_block(text, 0):
@@ -158,7 +184,7 @@ class BlockTaker:
                 if found is not None:
                     self._classified(t, origin, found.type, found.ts, found.fields, lines[i])
             return
-        shapes.learn(parser, t, text)
+        self.shapes.learn(parser, t, text)
 
     def _classified(self, t: str, origin: int, etype: str, ts: int, fields: dict[str, Any], line: str) -> None:
         """A candidate line of type `t` that the parser read as an event of type `etype`."""
@@ -191,8 +217,7 @@ class BlockTaker:
         text = "\n".join(map(lines.__getitem__, rest))
         shape = self.rest_shape
         if shape is not None:
-            # subn counts the matches without building their groups.
-            if shape.subn("", text)[1] == len(rest):
+            if shape.covers(text, len(rest)):
                 # Every line matched a shape the parser accepted: all are valid events.
                 self.events += len(rest)
                 self.unread += len(rest)
@@ -223,9 +248,7 @@ class BlockTaker:
         line = lines[first]
         event = self.parser.parse_line(line, 0)
         if event is not None:
-            kinds = fast_kinds(event.type, tuple(event.fields), line)
-            if kinds is not None:
-                self.rest_shape = shape_set((compile_shape(event.type, tuple(event.fields), kinds),)).pattern
+            self.rest_shape = learned_shape(event, line)
 
     # -- blocks with BATCH lines or JSON events -----------------------------------------------------
 
