@@ -298,10 +298,11 @@ def run_dir_base() -> Iterator[Path]:
         base.rmdir()
 
 
-def _start(tmp_path: Path, base: Path, *args: str, stdin: int | None = None) -> subprocess.Popen[str]:
-    """`run` of the chain; `stdin`: subprocess.PIPE or a descriptor to read."""
+def _start(tmp_path: Path, base: Path, *args: str, stdin: int | None = None,
+           source: str = CHAIN) -> subprocess.Popen[str]:
+    """`run` of the chain (or `source`); `stdin`: subprocess.PIPE or a descriptor to read."""
     program = tmp_path / "chain.vpl"
-    program.write_text(CHAIN, encoding="utf-8")
+    program.write_text(source, encoding="utf-8")
     env = {**os.environ, "RUNTIME_DIRECTORY": str(base)}
     return subprocess.Popen([sys.executable, "-m", "varpulis_mp", "run", str(program), *args], env=env, text=True,
                             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -347,11 +348,21 @@ def _lines(n: int) -> str:
     return "".join(f'@{i} Reading {{ id: "S{i % 7}", value: {i % 50} }}\n' for i in range(1, n + 1))
 
 
+# The chain with a last stage that keeps every record: a record lost anywhere is one missing there.
+ONE_TO_ONE_CHAIN = CHAIN.replace("    .where(double > 10)\n", "")
+
+
 @pytest.mark.timeout(60)  # 150,000 events through `run`, then `simulate` of them: 16 s on a busy machine
 def test_kill_9_of_a_context_loses_exactly_what_it_reports(tmp_path: Path, run_dir_base: Path) -> None:
+    """`compute` killed: it loses the records of Valid that were on their way to it or whose outputs
+    had not reached the merger (each one Scaled missing) and those of Scaled it had not yet handed to
+    `alert` (the merger has them, `alert` never made their Alerts). So every reported loss is a
+    missing Scaled or a missing Alerts, and every missing record of either is reported. (A record
+    of Valid counted lost may still have made its Alerts: the dead worker's message toward `alert`
+    can be delivered and its message toward the merger not; docs/architecture.md, Limits.)"""
     events = tmp_path / "chain.evt"
     events.write_text(_lines(150_000), encoding="utf-8")
-    run = _start(tmp_path, run_dir_base, "--input", str(events))
+    run = _start(tmp_path, run_dir_base, "--input", str(events), source=ONE_TO_ONE_CHAIN)
     assert run.stdout is not None
     first = run.stdout.readline()  # records flow
     os.kill(_worker(run, "compute"), signal.SIGKILL)
@@ -360,14 +371,16 @@ def test_kill_9_of_a_context_loses_exactly_what_it_reports(tmp_path: Path, run_d
     assert run.returncode == 0, err
     assert "context 'compute' restarted after SIGKILL (restart 1 of 5); " in err
     rows = [line for line in err.splitlines() if line.startswith("Lost in restarts:")]  # none: 0
-    lost = int(rows[0].split(":")[1]) if rows else 0
+    lost = int(rows[0].split(":")[1].replace(",", "")) if rows else 0
     got = Counter(json.loads(line)["stream"] for line in out.splitlines() if line)
     expected = subprocess.run([sys.executable, "-m", "varpulis_mp", "simulate", "-p", str(tmp_path / "chain.vpl"),
                                "-e", str(events), "--inline", "--immediate", "--output", "jsonl"],
                               capture_output=True, text=True, timeout=60, check=True)
     want = Counter(json.loads(line)["stream"] for line in expected.stdout.splitlines() if line)
     assert got["Valid"] == want["Valid"]  # upstream of the dead context: all there
-    assert want["Scaled"] - got["Scaled"] == lost  # each record Valid lost is one Scaled missing
+    missing_scaled, missing_alerts = want["Scaled"] - got["Scaled"], want["Alerts"] - got["Alerts"]
+    assert missing_scaled <= lost and missing_alerts <= lost, err
+    assert lost <= missing_scaled + missing_alerts, err
 
 
 @pytest.mark.timeout(30)
