@@ -7,7 +7,7 @@ import pytest
 
 from tests.io.test_readers import SIMPLE_LINES, _precise
 from varpulis_mp.io.evt_fast import compile_shape, fast_kinds, shape_set
-from varpulis_mp.io.evt_layout import Layout, kind_value, layout
+from varpulis_mp.io.evt_layout import Layout, kind_value, layout, layout_alternation
 from varpulis_mp.io.readers import Event, EventParser
 from varpulis_mp.runtime.shapes import learned_shape
 
@@ -104,3 +104,47 @@ def test_a_learned_shape_whose_lines_keep_changing_their_spacing_stops_trying_la
         spaced = "\n".join(f'@{i}{" " * n}T {{ k: "a", v: 1.5 }}' for i in range(3))
         assert learned.rows(spaced, 3) is not None
     assert learned.layout is None and learned.rows(sample, 1) is not None
+
+
+# -- the layouts of a reader's block alternation (io/evt_shape_memory.py, io/evt_block_scan.py) ----
+
+MIXED = ['@1 A { id: "a", v: 1.5 }', '@2 B { id: "b", n: 3 }', '@3 C { id: "c", on: true, s: "x" }']
+
+
+def test_the_layout_alternation_gives_the_alternations_rows_for_every_line_it_matches() -> None:
+    found = [shape_and_layout(line) for line in MIXED]
+    shapes = tuple(compile_shape(e.type, tuple(e.fields), kinds) for e, kinds, _ in found)
+    whole = shape_set(shapes).pattern
+    lays = layout_alternation(tuple(lay for _, _, lay in found))
+    assert lays is not None and lays.groups == whole.groups
+    compared = 0
+    for base in MIXED:
+        for variant in [base, *edits(base)]:
+            rows = lays.findall(variant)
+            if rows:  # a subset of the alternation's lines, with the same rows
+                assert rows == whole.findall(variant), variant
+                compared += 1
+    assert compared > len(MIXED)
+
+
+def test_layouts_of_lines_that_begin_differently_make_no_alternation() -> None:
+    found = [shape_and_layout(line) for line in ['@1 A { id: "a", v: 1.5 }', '@2ms B { id: "b", n: 3 }']]
+    assert layout_alternation(tuple(lay for _, _, lay in found)) is None
+
+
+def _blocks(lines: list[str], size: int) -> list[str]:
+    return ["\n".join(lines[i:i + size]) for i in range(0, len(lines), size)]
+
+
+def test_a_reader_scans_with_the_layouts_and_stops_when_the_lines_are_spaced_otherwise() -> None:
+    spaced = [f'@{t} A {{ id: "a{t % 7}", v: {t}.5 }}' if t % 3 else f'@{t} B {{ id: "b", n: {t} }}'
+              for t in range(1, 301)]
+    # The same events, written with other spacing from line 151 on.
+    odd = spaced[:150] + [line.replace(" { ", "{").replace(": ", ":") for line in spaced[150:]]
+    for lines in (spaced, odd):
+        parser = EventParser("x.evt", [])
+        events = [e for i, block in enumerate(_blocks(lines, 30)) for e in parser.parse_block(block, 1 + 30 * i)]
+        assert events == [EventParser("x.evt", []).parse_line(line, n) for n, line in enumerate(lines, 1)]
+        if lines is spaced:
+            assert parser.learned.layouts() is not None
+    assert parser.learned.layouts() is None  # three blocks the layouts missed: no longer tried

@@ -26,7 +26,7 @@ from functools import lru_cache
 from varpulis_mp.io.evt_fast import _KIND_CODE, _KIND_VALUE, Shape, shape_set
 from varpulis_mp.io.evt_text import _KEYWORDS
 
-__all__ = ["Layout", "kind_value", "layout"]
+__all__ = ["Layout", "kind_value", "layout", "layout_alternation"]
 
 # The `@` time's digits, captured and not, as evt_fast's `_FAST_AT` has them.
 _DIGITS = ("([0-9]{1,12})", "[0-9]{1,12}")
@@ -92,6 +92,27 @@ def _compiled(parts: tuple[tuple[str, str, str], ...], tail: str, key: int) -> r
                          in enumerate(parts[:key + 1])) + after
     pattern = re.compile("^" + source, re.MULTILINE) if key < 0 else re.compile("\n" + source)
     assert pattern.groups == (len(parts) if key < 0 else 1)
+    return pattern
+
+
+def layout_alternation(layouts: tuple[Layout, ...]) -> re.Pattern[str] | None:
+    """The layouts of a `ShapeSet`'s shapes (in its order) as one alternation whose rows are the
+    set's rows (the time and its unit first, then each branch's type name and values), or None when
+    their lines do not begin alike up to the type name (the alternation shares that part)."""
+    heads = {(*layout.parts[0], *layout.parts[1], layout.parts[2][0]) for layout in layouts}
+    if len(heads) != 1:
+        return None
+    return _alternation(layouts)
+
+
+@lru_cache(maxsize=64)
+def _alternation(layouts: tuple[Layout, ...]) -> re.Pattern[str]:
+    first = layouts[0].parts
+    head = first[0][0] + first[0][1] + first[1][0] + first[1][1] + first[2][0]
+    branches = [layout.parts[2][1] + "".join(lit + captured for lit, captured, _ in layout.parts[3:]) + layout.tail
+                for layout in layouts]
+    pattern = re.compile("^" + head + "(?:" + "|".join(branches) + ")$", re.MULTILINE)
+    assert pattern.groups == 2 + sum(len(layout.parts) - 2 for layout in layouts)
     return pattern
 
 

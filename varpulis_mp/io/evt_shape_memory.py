@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from varpulis_mp.io.evt_fast import Shape, ShapeSet, compile_shape, fast_kinds, shape_set
+from varpulis_mp.io.evt_layout import layout, layout_alternation
 from varpulis_mp.io.evt_text import Event
 
 __all__ = ["REBUILD_LINES_PER_GROUP", "ShapeMemory"]
@@ -25,6 +26,9 @@ _SET_SHAPES = 16
 # Lines through the precise parser, per group of the alternation to build, that pay for building
 # it: compiling costs about as much per group as precisely parsing this many lines.
 REBUILD_LINES_PER_GROUP = 10
+# Blocks the layout alternation did not cover before the reader stops trying it (the file's lines
+# are not spaced alike): each such block costs one more scan.
+_MAX_LAYOUT_MISSES = 3
 # Only narrows the shapes to try on a line: each shape's pattern checks the whole line itself.
 _TYPE_RE = re.compile(r"[ \t]*(?:@[^ \t]*[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -44,6 +48,11 @@ class ShapeMemory:
         self._set: ShapeSet | None = None
         self._stale = False
         self._rebuild_at = 0
+        # The first line the precise parser accepted of each shape, and the alternation of their
+        # layouts (evt_layout.py) that is tried on a block before the shapes' own (None: none).
+        self._samples: dict[tuple[str, tuple[str, ...], str], str] = {}
+        self._layouts: re.Pattern[str] | None = None
+        self._layout_misses = 0
 
     def rebuild_due(self) -> bool:
         """Whether new shapes have paid for rebuilding the alternation (see `alternation`)."""
@@ -55,7 +64,29 @@ class ShapeMemory:
             self._set = shape_set(tuple(self._recent))
             self._stale = False
             self.slow = 0
+            self._layouts = self._layout_alternation()
         return self._set
+
+    def layouts(self) -> re.Pattern[str] | None:
+        """The alternation of the layouts of the block alternation's shapes, in its order: the
+        same rows for every line it matches, in about half the time (evt_layout.py). None before
+        the block alternation exists, when the shapes' lines do not begin alike, or once it missed
+        too many blocks."""
+        return self._layouts if self._layout_misses < _MAX_LAYOUT_MISSES else None
+
+    def layouts_missed(self) -> None:
+        """A block the layouts did not cover whole (the shapes' own alternation took it)."""
+        self._layout_misses += 1
+
+    def _layout_alternation(self) -> re.Pattern[str] | None:
+        found = []
+        for shape in self._recent:
+            sample = self._samples.get(shape.key)
+            made = None if sample is None else layout(shape, sample)
+            if made is None:
+                return None
+            found.append(made)
+        return layout_alternation(tuple(found)) if found else None
 
     def make_known(self, text: str, lineno: int, now: Callable[[], int]) -> Event | None:
         """The event of `text` when a shape learned for its type matches it whole (that shape is
@@ -84,6 +115,9 @@ class ShapeMemory:
             self._by_type.clear()
             self.last = None
         self._known.add(key)
+        if len(self._samples) >= _SHAPES_TOTAL:
+            self._samples.clear()
+        self._samples.setdefault(key, text)
         shapes = self._by_type.setdefault(etype, [])
         shapes.insert(0, compile_shape(etype, names, kinds))
         if len(shapes) > _SHAPES_PER_TYPE:
