@@ -31,7 +31,7 @@ from varpulis_mp.runtime.pool_input import take_upto
 
 __all__ = ["ENDED", "Merger"]
 
-ENDED = 1 << 62
+ENDED = wire.ENDED
 _ACCOUNTING = frozenset({wire.CONSUMED, wire.RESUMED, wire.LOST, wire.SENT})
 
 

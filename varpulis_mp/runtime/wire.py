@@ -76,12 +76,14 @@ from varpulis_mp.engine.output import NO_KEY, Output, OutputKind
 from varpulis_mp.errors import Diagnostic, SourcePos
 
 __all__ = [
-    "BLOCK", "COMMIT", "CONSUMED", "EOS", "HEARTBEAT", "LOST", "RESEND", "RESUMED", "SENT", "SEQ", "RELAYED", "ERROR", "FAIL", "LINES", "LINES_OUT", "TICK", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
+    "BLOCK", "COMMIT", "CONSUMED", "ENDED", "EOS", "HEARTBEAT", "LOST", "RESEND", "RESUMED", "SENT", "SEQ", "RELAYED", "ERROR", "FAIL", "LINES", "LINES_OUT", "TICK", "OUTPUTS", "PROGRESS", "READY", "RECORDS", "SHAPE", "START",
     "STATS", "STOP", "VERSION", "OUTPUT_KINDS", "OUTPUT_STRIDE", "Frame", "ShapeDecoder", "ShapeEncoder", "WireError", "decode",
     "decode_diagnostic", "decode_outputs", "encode", "encode_diagnostic", "encode_outputs", "make_encoder",
 ]
 
 VERSION: Final = 1
+# The progress of a source that has ended: past every origin, in every process that reads it.
+ENDED: Final = 1 << 62
 _VERSION_BYTE: Final = bytes([VERSION])
 _BIGINT_EXT: Final = 1
 

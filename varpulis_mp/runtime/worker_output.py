@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ENDED", "FLUSH_S", "MERGER", "WorkerOutput"]
 
-ENDED = 1 << 62  # progress of a source that has ended
+ENDED = wire.ENDED  # progress of a source that has ended
 MERGER = -1  # destination key of the channel toward the merger
 # Outputs and progress toward the merger wait at most this long for more to travel with them (a
 # message per input message would cost the merger more than the outputs themselves). In a live
