@@ -4,15 +4,14 @@ Owns `EventParser`, the one parser of `.evt` lines every reader uses, and the pu
 `read_events` and `check_events`. Lines come from `evt_lines`. The parser is put together from
 collaborators, one module each: `LineParser` (evt_line_parser.py) parses one line at a time,
 keeps the `BATCH` time and gives every diagnostic; `ShapeMemory` (evt_shape_memory.py) holds the
-shapes it learned and their block alternation; `BlockScanner` (evt_block_scan.py) and
-`BlockCounter` (evt_block_count.py) read and count whole blocks of lines through that alternation.
+shapes it learned and their block alternation; `BlockScanner` (evt_block_scan.py) reads whole
+blocks of lines through that alternation, and counts them by reading them with no type to build.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
 
-from varpulis_mp.io.evt_block_count import BlockCounter
 from varpulis_mp.io.evt_block_scan import BlockScanner
 from varpulis_mp.io.evt_line_parser import LineParser
 from varpulis_mp.io.evt_lines import LINE_LIMIT, Source, iter_blocks, iter_lines
@@ -29,7 +28,6 @@ class EventParser(LineParser):
                  default_time: Callable[[], int] | None = None) -> None:
         super().__init__(display_path, stream_names, default_time)
         self._scanner = BlockScanner(self)
-        self._counter = BlockCounter(self)
 
     def parse_block(self, block: str, first: int) -> Iterator[Event]:
         """The events of LF-separated lines, the first being line `first` (as `parse_line` on each)."""
@@ -42,8 +40,9 @@ class EventParser(LineParser):
         return self._scanner.reading(block, first, read)
 
     def count_block(self, block: str, first: int) -> int:
-        """How many events `parse_block` would give, raising the same errors, without building them."""
-        return self._counter.count(block, first)
+        """How many events `parse_block` would give, raising the same errors, without building the
+        ones the alternation matches (each gives its type's name instead)."""
+        return sum(1 for _ in self._scanner.reading(block, first, frozenset()))
 
 
 # ---------------------------------------------------------------------------------------------------
