@@ -92,9 +92,9 @@ def _worker(spec: WorkerSpec, merger: Outbox) -> _Worker:
 
     program = load_program(TWO_CONTEXTS, "p.vpl")
     worker = _Worker(program, spec, None, os.getpid())  # type: ignore[arg-type] # no sockets needed
-    worker.dests[MERGER] = merger
-    worker.flow = Dataflow(program, worker.emitted.append, hosted=spec.streams)
-    worker.sessions = False
+    worker.outgoing.dests[MERGER] = merger
+    worker.outgoing.flow = Dataflow(program, worker.outgoing.emitted.append, hosted=spec.streams)
+    worker.outgoing.sessions = False
     return worker
 
 
@@ -110,14 +110,14 @@ def _message(seq: dict[str, int], sender: int, values: list[int]) -> list[list[A
 
 def test_a_reader_drops_a_replaced_senders_late_messages_and_says_what_it_took_first() -> None:
     worker, decoder = _reader(merger := Outbox(None))
-    worker._handle(_message({}, 200, [1, 2]), decoder, None, "p0")  # type: ignore[arg-type]
-    worker._handle(_message({}, 201, [3]), decoder, None, "p0")  # type: ignore[arg-type] # the replacement
-    worker._handle(_message({"A": 2}, 200, [4]), decoder, None, "p0")  # type: ignore[arg-type] # late: dropped
-    worker._handle(_message({"A": 1}, 201, [5]), decoder, None, "p0")  # type: ignore[arg-type]
+    worker.frames.handle(_message({}, 200, [1, 2]), decoder, None, "p0")  # type: ignore[arg-type]
+    worker.frames.handle(_message({}, 201, [3]), decoder, None, "p0")  # type: ignore[arg-type] # the replacement
+    worker.frames.handle(_message({"A": 2}, 200, [4]), decoder, None, "p0")  # type: ignore[arg-type] # late: dropped
+    worker.frames.handle(_message({"A": 1}, 201, [5]), decoder, None, "p0")  # type: ignore[arg-type]
     accounting = [f for f in merger.frames if f[0] in (wire.RESUMED, wire.CONSUMED)]
     assert accounting == [(wire.RESUMED, "p0", {}, 200), (wire.CONSUMED, "p0", {"A": 2}, {"A": 2}),
                           (wire.RESUMED, "p0", {}, 201)]
-    assert worker.taken == {"p0": {"A": 2}}
+    assert worker.incoming.taken == {"p0": {"A": 2}}
     outputs = [f for f in merger.frames if f[0] == wire.OUTPUTS]
     origins = [origin for f in outputs for origin in f[1][0::wire.OUTPUT_STRIDE]]
     assert origins == [1, 2, 3, 5]
@@ -125,22 +125,22 @@ def test_a_reader_drops_a_replaced_senders_late_messages_and_says_what_it_took_f
 
 def test_a_new_reader_that_hears_the_replacement_first_drops_the_dead_senders_leftovers() -> None:
     worker, decoder = _reader(merger := Outbox(None))
-    worker._handle(_message({}, 201, [1]), decoder, None, "p0")  # type: ignore[arg-type]
-    worker._handle(_message({"A": 9}, 200, [2]), decoder, None, "p0")  # type: ignore[arg-type]
+    worker.frames.handle(_message({}, 201, [1]), decoder, None, "p0")  # type: ignore[arg-type]
+    worker.frames.handle(_message({"A": 9}, 200, [2]), decoder, None, "p0")  # type: ignore[arg-type]
     assert [f for f in merger.frames if f[0] == wire.RESUMED] == [(wire.RESUMED, "p0", {}, 201)]
-    assert worker.taken == {"p0": {"A": 1}}
+    assert worker.incoming.taken == {"p0": {"A": 1}}
 
 
 def test_a_message_toward_the_merger_says_what_went_toward_each_reader_with_it() -> None:
     merger = Outbox(None, 2)
     worker = _worker(WorkerSpec(0, "a", None, ["A"], ["T"], {}, {"A": [1]}, prompt=True, capacity=2), merger)
-    merger.on_seal = worker._report
-    worker.dests[1] = toward_b = Outbox(None, 2, numbered=True)
+    merger.on_seal = worker.reports.report
+    worker.outgoing.dests[1] = toward_b = Outbox(None, 2, numbered=True)
     for origin in (1, 2, 3):
-        worker.flow.push_event(origin, "T", origin, {"v": origin})
-        worker._route()
+        worker.outgoing.flow.push_event(origin, "T", origin, {"v": origin})
+        worker.outgoing.route()
     # Sealed at two outputs: the two records toward `b` went with them, numbered or not yet.
     assert [wire.SENT, 1, {"A": 2}, toward_b.born] in wire.decode(merger.outbox[0])
-    worker._seal_all()
+    worker.outgoing.seal_all()
     assert [wire.SENT, 1, {"A": 3}, toward_b.born] in wire.decode(merger.outbox[1])
     assert sum(toward_b.sent.values()) == 3

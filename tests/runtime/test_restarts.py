@@ -255,12 +255,12 @@ def test_records_of_a_shape_announced_only_to_a_dead_predecessor_are_counted_los
                            "stream B = A.context(b).emit(v: v)\n", "p.vpl")
     spec = WorkerSpec(1, "b", None, ["B"], [], {"A": [0]}, {}, prompt=True)
     worker = _Worker(program, spec, None, os.getpid())  # type: ignore[arg-type] # no sockets needed
-    worker.dests[MERGER] = Outbox(None)
+    worker.outgoing.dests[MERGER] = Outbox(None)
     frames = [[wire.SEQ, {"A": 40}], [wire.RECORDS, "A", 3, [1, 2], [7, 8], [[1], [2]]]]
-    worker._handle(frames, wire.ShapeDecoder(), None, "p0")  # type: ignore[arg-type]
-    assert [f for f in worker.dests[MERGER].frames if f[0] in (wire.RESUMED, wire.LOST)] == [
+    worker.frames.handle(frames, wire.ShapeDecoder(), None, "p0")  # type: ignore[arg-type]
+    assert [f for f in worker.outgoing.dests[MERGER].frames if f[0] in (wire.RESUMED, wire.LOST)] == [
         (wire.RESUMED, "p0", {"A": 40}, None), (wire.LOST, "p0", "A", 2)]
-    assert worker.taken == {"p0": {"A": 42}}
+    assert worker.incoming.taken == {"p0": {"A": 42}}
 
 
 # -- real restarts -------------------------------------------------------------------------------

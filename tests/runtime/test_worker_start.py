@@ -51,28 +51,28 @@ def test_a_worker_that_ended_before_start_sends_to_its_readers_once_start_comes(
         worker = _Worker(program, spec, run_dir, os.getppid())  # the drain watches for its parent going away
         control = test_side.socket(zmq.PULL)
         control.bind(run_dir.control())
-        worker.ctl = transport.sender(run_dir.control(), bind=False, hwm=16)
-        worker.ready = True
+        worker.reports.ctl = transport.sender(run_dir.control(), bind=False, hwm=16)
+        worker.reports.ready = True
         ingress = transport.receiver(run_dir.ingress(MIDDLE), bind=True)
         out = transport.sender(run_dir.output(MIDDLE), bind=True)
-        worker.dests[MERGER] = Outbox(out, worker.batch, on_seal=worker._report)
-        worker.dests[LAST] = Outbox(None, worker.batch)  # opened on START, as in the worker's run
-        worker.flow = Dataflow(program, worker.emitted.append, hosted=spec.streams)
-        worker.sessions = False
+        worker.outgoing.dests[MERGER] = Outbox(out, worker.outgoing.batch, on_seal=worker.reports.report)
+        worker.outgoing.dests[LAST] = Outbox(None, worker.outgoing.batch)  # opened on START, as in the worker's run
+        worker.outgoing.flow = Dataflow(program, worker.outgoing.emitted.append, hosted=spec.streams)
+        worker.outgoing.sessions = False
         reader = test_side.socket(zmq.PULL)  # the context reading B
         reader.bind(run_dir.peer(LAST, MIDDLE))
         merger = test_side.socket(zmq.PULL)
         merger.connect(run_dir.output(MIDDLE))
 
         # The upstream context's records and its end, read before START.
-        worker._handle([[wire.SHAPE, 0, ["v"]], [wire.RECORDS, "A", 0, [1, 2], [1, 2], [[10], [20]]],
+        worker.frames.handle([[wire.SHAPE, 0, ["v"]], [wire.RECORDS, "A", 0, [1, 2], [1, 2], [[10], [20]]],
                         [wire.EOS, "A", 2]], wire.ShapeDecoder(), transport, f"p{FIRST}")
-        assert worker.ended == {"B"} and worker.dests[LAST].sender is None
+        assert worker.outgoing.ended == {"B"} and worker.outgoing.dests[LAST].sender is None
 
         supervisor = test_side.socket(zmq.PUSH)
         supervisor.connect(run_dir.ingress(MIDDLE))
         supervisor.send(wire.encode([(wire.START,)]))
-        drain = threading.Thread(target=worker._drain, args=(ingress, transport), daemon=True)
+        drain = threading.Thread(target=worker.loop.drain, args=(ingress, transport), daemon=True)
         drain.start()
 
         got = _frames_received(reader, 10_000)

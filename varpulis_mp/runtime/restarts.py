@@ -1,7 +1,7 @@
 """What a restart changes in a running run: the run's side of supervision (runtime/supervision.py).
 
-Owns `Restarts`, the base of the supervisor (runtime/run_loop.py) that starts the workers and
-answers supervision (`RunFace`):
+Owns `Restarts`, the supervisor's (runtime/run_loop.py) answer to supervision (`RunFace`), and
+what a worker's life means to the metrics' watch and to the loss ledger (runtime/losses.py):
 
 * the workers are started by the fork server when the run may restart them (a clean process
   forks them: the supervisor has threads and a ZeroMQ context by then), else by a direct fork;
@@ -12,11 +12,15 @@ answers supervision (`RunFace`):
   gets `RESEND` (shapes, progress and ends again); its subscriptions' relays start afresh;
 * giving up on a context ends the input (the run drains what still runs), takes its streams as
   ended in the merger and tells the contexts reading them, then the run fails naming it.
+
+It holds the worker set and the merger the supervisor made, and learns the run's channels (the
+router, the workers' outputs, a live run's reader) once they exist (`connected`).
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from varpulis_mp.lang.checked import CheckedProgram
@@ -29,10 +33,10 @@ from varpulis_mp.runtime.relay import RelayedSource
 from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.supervision import FailFast, Supervision
-from varpulis_mp.runtime.transport import Receiver, Transport
+from varpulis_mp.runtime.transport import Receiver
 from varpulis_mp.runtime.worker import WorkerSpec
 from varpulis_mp.runtime.worker_meter import stream_counts
-from varpulis_mp.runtime.workers import DirectFork, Spawner, WorkerHandle, WorkerSet, describe_status
+from varpulis_mp.runtime.workers import DirectFork, Spawner, WorkerHandle, WorkerSet
 
 if TYPE_CHECKING:
     from varpulis_mp.runtime.ingress_live import LiveReader
@@ -44,27 +48,36 @@ _DRAIN_MESSAGES = 10_000
 
 
 class Restarts:
-    merger: Merger
-    outputs: list[Receiver]
-
-    def __init__(self, program: CheckedProgram, specs: list[WorkerSpec], live: LiveInput | None) -> None:
+    def __init__(self, program: CheckedProgram, specs: list[WorkerSpec], live: LiveInput | None,
+                 workers: WorkerSet, merger: Merger) -> None:
         self.program = program
         self.specs = specs
         self.live = live
         self.policy = live.restart if live is not None else None
-        self.run_dir: RunDir | None = None
-        self.transport: Transport | None = None
-        self.router: Router | None = None
-        self.live_reader: LiveReader | None = None
-        self.relayed: dict[tuple[int, int], RelayedSource] = {}
-        self.given_up_on: set[int] = set()
         self.watch = live.watch if live is not None else None
+        self.workers = workers
+        self.merger = merger
         self.losses = LossLedger([s.name for s in specs], self._on_loss,
                                  [s.worker if s.workers > 1 else None for s in specs])
+        merger.on_accounting = self.losses.account
+        if self.policy is not None and self.watch is not None:
+            # A dead worker's stream counts, exact from what it sent in band (`worker_exited`).
+            merger.records_by = [Counter() for _ in specs]
         self.spawner: Spawner | None = None
         self.last_counters: dict[int, WorkerCounters] = {}  # each worker's last heartbeat's
-        self.workers = WorkerSet(specs)  # started by start_workers, once the run directory exists
-        self.supervision = Supervision(FailFast(), self.workers, self)
+        self.given_up_on: set[int] = set()
+        # A live run's relays of the subscriptions, by (worker, subscription): runtime/supervisor.py.
+        self.relayed: dict[tuple[int, int], RelayedSource] = {}
+        # The run's channels, once connected.
+        self.router: Router | None = None
+        self.outputs: list[Receiver] = []
+        self.live_reader: LiveReader | None = None
+
+    def make_supervision(self) -> Supervision:
+        """The supervision this run's policy asks for, answered by this object."""
+        timeout = self.live.worker_timeout_s if self.live is not None else None
+        return Supervision(self.policy or FailFast(), self.workers, self, worker_timeout_s=timeout,
+                           restarts=self.policy is not None)
 
     def start_workers(self, run_dir: RunDir) -> None:
         spawner: Spawner
@@ -75,19 +88,18 @@ class Restarts:
         else:
             spawner = DirectFork(self.program, self.specs, run_dir)
         self.spawner = self.workers.spawner = spawner
-        timeout = self.live.worker_timeout_s if self.live is not None else None
-        self.supervision = Supervision(self.policy or FailFast(), self.workers, self, worker_timeout_s=timeout,
-                                       restarts=self.policy is not None)
         self.workers.start_all()
+
+    def connected(self, router: Router, outputs: list[Receiver], live_reader: LiveReader | None) -> None:
+        """The run's channels exist: a restart from now on is carried out through them."""
+        self.router = router
+        self.outputs = outputs
+        self.live_reader = live_reader
 
     def close_spawner(self) -> None:
         if self.spawner is not None:
             spawner, self.spawner = self.spawner, None
             spawner.close()
-
-    @staticmethod
-    def describe(handle: WorkerHandle) -> str:
-        return describe_status(handle.status or 0)
 
     # -- RunFace -------------------------------------------------------------------------------
 

@@ -16,18 +16,21 @@ lets `Supervision` (runtime/supervision.py) deal with deaths, and dispatches sig
 * A bad event line (found by the router or by a worker): the origins before it are released, then
   EventFileError; no end-of-input flush.
 
-In every case every worker is reaped and the run directory removed before returning. The parts
-that only restarts need (what a replacement is told, the give-up) are in runtime/restarts.py, the
-signals and the end of the run in runtime/stopping.py.
+In every case every worker is reaped and the run directory removed before returning.
+
+The supervisor holds one part per responsibility, each composed, none inherited: the worker set
+(runtime/workers.py), the merger (runtime/merger.py), `Restarts` (runtime/restarts.py: how the
+workers start, what a death or a replacement changes in the running run, the loss ledger),
+`Supervision` (runtime/supervision.py: what a death means, answered by the `Restarts`) and
+`Stopping` (runtime/stopping.py: the signals, the drain and its deadline, the stop of the workers).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections import Counter
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.engine.plan import Plan
@@ -38,27 +41,34 @@ from varpulis_mp.runtime.ingress import InputReader, SourceThread
 from varpulis_mp.runtime.ingress_blocks import BlockReader
 from varpulis_mp.runtime.live_input import Gathered, LiveInput
 from varpulis_mp.runtime.merger import ENDED, Merger
+from varpulis_mp.runtime.notify import Notifier
+from varpulis_mp.runtime.restarts import Restarts
 from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.stopping import POLL_S, Stopping
 from varpulis_mp.runtime.supervision import RunStopped, WorkerStartFailure
 from varpulis_mp.runtime.transport import Receiver, Transport, batch_size_for, block_lines_for, wait
 from varpulis_mp.runtime.worker import WorkerSpec
-from varpulis_mp.runtime.workers import WorkerState
+from varpulis_mp.runtime.workers import WorkerSet, WorkerState
+
+if TYPE_CHECKING:
+    from varpulis_mp.runtime.ingress_live import LiveReader
 
 __all__ = ["Supervisor"]
 
 READY_TIMEOUT_S = 60.0
 
 
-class Supervisor(Stopping):
+class Supervisor:
     def __init__(self, program: CheckedProgram, plan: Plan, specs: list[WorkerSpec],
                  source: str | os.PathLike[str] | IO[bytes], display_path: str,
                  on_origin_complete: Callable[[list[Output]], None],
                  on_input_event: Callable[[int, int, str], None] | None, capacity: int,
                  skip_empty: bool, on_lines: Callable[[list[str]], None] | None = None,
                  live: LiveInput | None = None, gathered: Gathered | None = None) -> None:
-        super().__init__(program, specs, live)
+        self.program = program
+        self.specs = specs
+        self.live = live
         self.gathered = gathered
         self.plan = plan
         self.source = source
@@ -74,9 +84,16 @@ class Supervisor(Stopping):
         self.merger = Merger([s.name for s in program.streams], len(specs), plan.cross_fanout,
                              on_origin_complete, skip_empty, on_lines,
                              pools={name: ws for name, ws in emitters.items() if len(ws) > 1})
-        self.merger.on_accounting = self.losses.account
-        if self.policy is not None and self.watch is not None:
-            self.merger.records_by = [Counter() for _ in specs]
+        self.workers = WorkerSet(specs)  # started once the run directory exists
+        self.restarts = Restarts(program, specs, live, self.workers, self.merger)
+        self.losses = self.restarts.losses
+        self.supervision = self.restarts.make_supervision()
+        self.notifier = live.notifier if live is not None else Notifier()
+        self.stopping = Stopping(live, self.notifier, self.workers, self.merger, self.supervision,
+                                 self.restarts.given_up_on)
+        self.run_dir: RunDir | None = None
+        self.transport: Transport | None = None
+        self.router: Router | None = None
         self.outputs: list[Receiver] = []
         self.control: Receiver | None = None
 
@@ -86,16 +103,19 @@ class Supervisor(Stopping):
         try:
             # The handlers first, and kept until the cleanup is done: a signal at any moment of
             # the run is the supervisor's to handle, never a default death that leaves things behind.
-            self.signals.install()
+            self.stopping.signals.install()
             self.run_dir = RunDir()
-            self.start_workers(self.run_dir)
+            self.restarts.start_workers(self.run_dir)
             self.transport = Transport(self.capacity)
             self.control = self.transport.receiver(self.run_dir.control(), bind=True, hwm=1000)
             self._await_ready()
             self._connect()
             self._loop()
-            self._stop_workers()
-            self._await_exits()
+            self.stopping.stop_workers()
+            self.stopping.await_exits()
+            self.hear_control()  # the workers' last heartbeats: their final counters
+            if self.supervision.given_up:
+                raise RuntimeFailure(self.supervision.given_up[0])
             return self.summary()
         except RunStopped as exc:
             exc.summary = self.summary()
@@ -104,7 +124,7 @@ class Supervisor(Stopping):
             try:
                 self._cleanup()
             finally:
-                self.signals.restore()
+                self.stopping.signals.restore()
 
     def summary(self) -> Summary:
         # With block ingress the workers count the events (origins are line numbers).
@@ -116,7 +136,7 @@ class Supervisor(Stopping):
             contexts_used=self.plan.contexts_used,
             cross_context_events=self.merger.cross,
             counters=self.merger.counters,
-            interrupted_by=self.interrupted_by,
+            interrupted_by=self.stopping.interrupted_by,
             dead_letters=self.merger.dead_letters,
             lost_in_restarts=self.losses.total,
         )
@@ -124,9 +144,9 @@ class Supervisor(Stopping):
     def _await_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not all(w.state in (WorkerState.READY, WorkerState.DRAINING) for w in self.workers.handles):
-            self._tick_service()
+            self.stopping.tick_service()
             self.supervision.check(time.monotonic())
-            self.signals.dispatch(self)
+            self.stopping.signals.dispatch(self.stopping)
             if time.monotonic() > deadline:
                 name = next(w.label for w in self.workers.handles if w.state is WorkerState.STARTING)
                 raise WorkerStartFailure(f"context '{name}' worker did not become ready")
@@ -150,9 +170,9 @@ class Supervisor(Stopping):
                         self.supervision.ready(handle, now)
                     else:
                         self.supervision.heartbeat(handle, now, draining=bool(frame[4]))
-                        self.worker_counters(handle, frame[3])
+                        self.restarts.worker_counters(handle, frame[3])
                         if len(frame) > 5:
-                            self.channels_sent(handle.index, frame[5])
+                            self.restarts.channels_sent(handle.index, frame[5])
                 elif kind == wire.FAIL:
                     # Exit codes mean something: a worker that cannot start stops the run.
                     name = self.workers[frame[2]].label
@@ -167,22 +187,17 @@ class Supervisor(Stopping):
         self.router = Router(types, senders, self.on_input_event)
         self.router.start()
         batch = batch_size_for(self.capacity)
+        live_reader = None
         if self.live is not None:
-            from varpulis_mp.runtime.ingress_live import LiveReader
-            from varpulis_mp.runtime.live import session_gaps_ms, session_tick_s
-
-            tick_s = session_tick_s(session_gaps_ms(self.program))
-            # After the workers started: no worker inherits a client's thread or connection.
-            if self.live.on_start is not None:
-                self.live.on_start()
-            self.live.feed.start()
-            self.reader = self.live_reader = LiveReader(self.live.feed, types, batch, tick_s)
+            self.reader = live_reader = _start_live(self.live, self.program, types, batch)
         elif self.blocks:
             self.reader = BlockReader(self.source, self.display_path, types, block_lines_for(self.capacity))
         else:
             self.reader = InputReader(self.source, self.display_path, [s.name for s in self.program.streams],
                                       types, batch, want_events=self.on_input_event is not None)
         self.router.attach(self.reader)
+        self.restarts.connected(self.router, self.outputs, live_reader)
+        self.stopping.router = self.router
 
     def _loop(self) -> None:
         router = self.router
@@ -190,16 +205,17 @@ class Supervisor(Stopping):
         assert router is not None and reader is not None and self.control is not None
         merger = self.merger
         outputs = self.outputs
-        if self.draining:
+        stopping = self.stopping
+        if stopping.draining:
             router.end_input()
         readable = set(range(len(outputs)))  # what the last wait found readable (at first: try all)
         receivers = [*outputs, self.control]
         control = len(outputs)
         while True:
             now = time.monotonic()
-            self._tick_service()
-            self.signals.dispatch(self)
-            self._check_drain_deadline()
+            stopping.tick_service()
+            stopping.signals.dispatch(stopping)
+            stopping.check_drain_deadline()
             self.supervision.check(now)
             self.losses.tick(now)
             if control in readable:
@@ -214,7 +230,7 @@ class Supervisor(Stopping):
                     merger.handle(i, data)
             if not self.supervision.restarts:
                 self._check_failures()
-            with self.writing_output():
+            with stopping.writing_output():
                 self._release()
             if router.flush_origin is not None and merger.all_ended() and all(merger.done) \
                     and not self.supervision.pending():
@@ -277,7 +293,7 @@ class Supervisor(Stopping):
             # Workers ignore SIGTERM (runtime/child.py): whatever is left is killed at once.
             self.workers.terminate(self.workers.alive(), grace_s=0.0)
             self.losses.flush()
-            self.close_spawner()
+            self.restarts.close_spawner()
             if self.transport is not None:
                 transport, self.transport = self.transport, None
                 transport.close(0)
@@ -292,3 +308,16 @@ class Supervisor(Stopping):
             finally:
                 if self.run_dir is not None:
                     self.run_dir.remove()
+
+
+def _start_live(live: LiveInput, program: CheckedProgram, types: list[list[str]], batch: int) -> LiveReader:
+    """A live run's input, once the workers started (no worker inherits a client's thread or
+    connection): the connectors' clients, the live feed, and the reader that routes what it takes."""
+    from varpulis_mp.runtime.ingress_live import LiveReader
+    from varpulis_mp.runtime.live import session_gaps_ms, session_tick_s
+
+    tick_s = session_tick_s(session_gaps_ms(program))
+    if live.on_start is not None:
+        live.on_start()
+    live.feed.start()
+    return LiveReader(live.feed, types, batch, tick_s)

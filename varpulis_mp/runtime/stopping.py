@@ -1,10 +1,11 @@
 """How a run ends: signals, the drain and its deadline, the stop of the workers (RUN.md §2, §5).
 
-Owns `Stopping`, the part of the supervisor (runtime/run_loop.py) that handles SIGTERM and SIGINT
-(dispatched by name from the loop: `handle_term`, `handle_int`), starts the drain (systemd is told
-`STOPPING=1`, the drain's deadline is armed), stops hard on a second signal or past the deadline,
-pings systemd's watchdog from the loop, and, once every worker has finished, tells them to stop
-and reaps them.
+Owns `Stopping`, the part that the supervisor (runtime/run_loop.py) holds to handle SIGTERM and
+SIGINT (dispatched by name from its loop: `handle_term`, `handle_int`), start the drain (systemd
+is told `STOPPING=1`, the drain's deadline is armed), stop hard on a second signal or past the
+deadline, ping systemd's watchdog from the loop, and, once every worker has finished, tell them to
+stop and reap them. It is given the worker set, the merger (which workers finished), supervision
+(deaths while the workers stop) and the workers the run gave up on; the router once it exists.
 
 The supervisor writes the records to standard output itself, and a reader that does not read
 holds that write up for as long as it likes: around it (`writing_output`) a second signal is acted
@@ -23,15 +24,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from varpulis_mp.errors import RuntimeFailure
-from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.interrupt import HardStop
 from varpulis_mp.runtime.live_input import LiveInput
+from varpulis_mp.runtime.merger import Merger
 from varpulis_mp.runtime.notify import Notifier, StatusLine
-from varpulis_mp.runtime.restarts import Restarts
+from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.sigqueue import SignalQueue
+from varpulis_mp.runtime.supervision import Supervision
 from varpulis_mp.runtime.transport import wait
-from varpulis_mp.runtime.worker import WorkerSpec
+from varpulis_mp.runtime.workers import WorkerSet, describe_status
 
 __all__ = ["EXIT_GRACE_S", "POLL_S", "TERM_GRACE_S", "Stopping"]
 
@@ -40,20 +42,22 @@ TERM_GRACE_S = 1.0
 POLL_S = 0.05
 
 
-class Stopping(Restarts):
-    def hear_control(self) -> None:
-        """What waits on the control socket (the supervisor's loop hears it as it comes)."""
-        raise NotImplementedError
-
-    def __init__(self, program: CheckedProgram, specs: list[WorkerSpec], live: LiveInput | None) -> None:
-        super().__init__(program, specs, live)
+class Stopping:
+    def __init__(self, live: LiveInput | None, notifier: Notifier, workers: WorkerSet, merger: Merger,
+                 supervision: Supervision, given_up_on: set[int]) -> None:
+        self.live = live
+        self.notifier = notifier
+        self.workers = workers
+        self.merger = merger
+        self.supervision = supervision
+        self.given_up_on = given_up_on  # the workers the run gave up on (runtime/restarts.py adds them)
+        self.router: Router | None = None  # once the run is connected
         self.signals = SignalQueue()
         self.signal_count = 0
         self.draining = False
         self.interrupted_by: int | None = None  # the signal that asked for the drain
         self.drain_deadline: float | None = None
         self._alarm_replaced: Any = None  # SIGALRM's handler while the drain's deadline is armed in a write
-        self.notifier = live.notifier if live is not None else Notifier()
         self.status_line = StatusLine(time.monotonic())
 
     def handle_term(self, signum: int) -> None:
@@ -119,7 +123,7 @@ class Stopping(Restarts):
         self.signal_count += queued
         self.handle_hard_stop()
 
-    def _tick_service(self) -> None:
+    def tick_service(self) -> None:
         """systemd's watchdog ping and STATUS line (runtime/notify.py), from this loop: a stuck
         supervisor stops pinging, a hung worker does not stop it."""
         if not self.notifier.enabled:
@@ -128,7 +132,7 @@ class Stopping(Restarts):
             time.monotonic(), self.router.events if self.router is not None else 0,
             [f"{self.workers.up()}/{len(self.workers)} contexts up"]))
 
-    def _check_drain_deadline(self) -> None:
+    def check_drain_deadline(self) -> None:
         if self.drain_deadline is not None and time.monotonic() > self.drain_deadline:
             self._past_drain_deadline()
 
@@ -148,7 +152,7 @@ class Stopping(Restarts):
 
     # -- the end -------------------------------------------------------------------------------
 
-    def _stop_workers(self) -> None:
+    def stop_workers(self) -> None:
         """Every worker has finished: let them close their sockets and exit."""
         router = self.router
         assert router is not None
@@ -165,7 +169,7 @@ class Stopping(Restarts):
             busy = router.busy()
             router.writable([busy[k] for k in wait([], [router.senders[w] for w in busy], [], POLL_S)[1]])
 
-    def _await_exits(self) -> None:
+    def await_exits(self) -> None:
         deadline = time.monotonic() + EXIT_GRACE_S
         for w in self.workers.handles:
             if w.index in self.given_up_on or w.index in self.supervision.finished_dead:
@@ -173,7 +177,4 @@ class Stopping(Restarts):
             if not self.workers.await_exit(w, deadline):
                 raise RuntimeFailure(f"context '{w.label}' worker did not exit after it finished")
             if w.status != 0:
-                raise RuntimeFailure(f"context '{w.label}' worker {self.describe(w)}")
-        self.hear_control()  # the workers' last heartbeats: their final counters
-        if self.supervision.given_up:
-            raise RuntimeFailure(self.supervision.given_up[0])
+                raise RuntimeFailure(f"context '{w.label}' worker {describe_status(w.status or 0)}")

@@ -113,7 +113,7 @@ def _relay_subscriptions(sup: Supervisor, live: LiveInput, specs: list[WorkerSpe
             relay = RelayedSource(send_commit)
             relayed[(spec.index, sub)] = relay
             live.feed.add(FeedSource(source.name, source.display, relay, types=source.types))
-    sup.relayed = relayed
+    sup.restarts.relayed = relayed
     if relayed:
         sup.merger.on_relayed = lambda worker, frame: relayed[(worker, frame[1])].relay(frame)
 

@@ -3,42 +3,85 @@
 Owns `WorkerInput`, the part of a worker (runtime/worker.py) that parses the raw input lines the
 router forwards (a block at a time through the learned shapes, line by line from a bad line on),
 takes whole input blocks (block ingress, runtime/blocks.py), pushes the records of upstream
-contexts, and keeps the loss accounting of a live run's numbered channels (RUN.md §6): the last
-record number taken on each (`CONSUMED`, reported with each message toward the merger, after the
-outputs it made), the first numbers this process got (`RESUMED`), and records of a shape only a
-dead predecessor knew (`LOST`, never a crash).
+contexts (a pool's merged back into one order, runtime/pool_input.py) and moves the progress and
+ends they carry, and keeps the loss accounting of a live run's numbered channels (RUN.md §6): the
+last record number taken on each (`CONSUMED`, reported with each message toward the merger, after
+the outputs it made), the first numbers this process got (`RESUMED`), and records of a shape only
+a dead predecessor knew (`LOST`, never a crash). What the streams emit goes out through the
+worker's `WorkerOutput` (runtime/worker_output.py), which this side holds.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.readers import EventParser
+from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.blocks import BlockTaker
 from varpulis_mp.runtime.pool_input import PooledStream
+from varpulis_mp.runtime.pool_rows import OwnedRows
 from varpulis_mp.runtime.shapes import LearnedShapes
 from varpulis_mp.runtime.transport import Outbox
 from varpulis_mp.runtime.worker_output import ENDED, MERGER, WorkerOutput
 
+if TYPE_CHECKING:
+    from varpulis_mp.runtime.worker import WorkerSpec
+
 __all__ = ["WorkerInput"]
 
 
-class WorkerInput(WorkerOutput):
-    # The worker's state this side reads and moves (set by runtime/worker.py's `_Worker`).
-    types: frozenset[str]
-    parser: EventParser
-    shapes: LearnedShapes
-    batch_time: int
-    taker: BlockTaker | None
-    taken: dict[str, dict[str, int]]
-    reported: dict[str, dict[str, int]]
-    received: dict[str, dict[str, int]]
-    senders: dict[str, int | None]  # channel -> the sending process whose numbering `taken` follows
-    pooled: dict[str, PooledStream]
+class WorkerInput:
+    def __init__(self, program: CheckedProgram, spec: WorkerSpec, outgoing: WorkerOutput) -> None:
+        self.spec = spec
+        self.outgoing = outgoing
+        self.types = frozenset(spec.event_types)
+        self.parser = EventParser(spec.display_path, [s.name for s in program.streams])
+        self.shapes = LearnedShapes()
+        self.batch_time = 0
+        self.taker: BlockTaker | None = None  # block ingress (`take_blocks`)
+        # Numbered input channels (a live run): channel -> stream -> last record number taken.
+        self.taken: dict[str, dict[str, int]] = {}
+        self.reported: dict[str, dict[str, int]] = {}  # what CONSUMED last said
+        self.received: dict[str, dict[str, int]] = {}  # channel -> stream -> records this process read
+        # channel -> the sending process whose numbering `taken` follows
+        self.senders: dict[str, int | None] = {}
+        # Streams that the workers of a pool send: merged back into one order (runtime/pool_input.py).
+        self.pooled = {name: PooledStream(srcs) for name, srcs in spec.inputs_from.items() if len(srcs) > 1}
 
-    def _seq(self, channel: str, counts: dict[str, int], sender: int | None) -> bool:
+    def take_blocks(self) -> None:
+        """Block ingress: whole input blocks, matched with the learned shapes and pushed as rows
+        (runtime/blocks.py); a type whose rows one pool worker owns by key is matched for those."""
+        spec = self.spec
+        out = self.outgoing
+        flow = out.flow
+        pushers = {t: flow.pusher(t) for t in spec.event_types}
+        self.taker = BlockTaker(spec.index, spec.event_types, spec.owners, self.parser, flow.push_event, pushers,
+                                out.stop_at, out.emitted, out.batch, out.route)
+        owned = {t: found for t in spec.event_types if (found := flow.owner_of_rows(t)) is not None}
+        if owned:
+            self.taker.owned = OwnedRows(self.taker.shapes, owned)
+
+    def progress_frame(self, frame: list[Any], channel: str) -> None:
+        """PROGRESS: the sources named have passed origin `n` (a pool's: once all its workers have)."""
+        progress = self.outgoing.progress
+        n = frame[2]
+        for src in frame[1]:
+            if src in self.pooled:
+                self._pool_progress(src, channel, n)
+            elif progress.get(src, ENDED) < n:
+                progress[src] = n
+
+    def end_frame(self, frame: list[Any], channel: str) -> None:
+        """EOS: a stream read here has ended (a pool's: once all its workers have ended it)."""
+        if frame[1] in self.pooled:
+            # A given-up pool worker's end comes from the supervisor, naming the worker.
+            self._pool_end(frame[1], f"p{frame[3]}" if len(frame) > 3 else channel, frame[2])
+        else:
+            self.outgoing.eos(frame[1], frame[2])
+
+    def seq(self, channel: str, counts: dict[str, int], sender: int | None) -> bool:
         """A numbered message: its records follow `counts` records of each stream that the sending
         process `sender` (when it made the channel: a later process has a larger one) sent on the
         channel. False: a message of a process already replaced here, dropped unread (what it
@@ -50,7 +93,7 @@ class WorkerInput(WorkerOutput):
             return True
         if current is not None and sender is not None and sender < current:
             return False  # ZeroMQ reads a dead sender's connection and its replacement's in turn
-        merger = self.dests[MERGER]
+        merger = self.outgoing.dests[MERGER]
         if taken is not None:
             # A restarted sender numbers from 0 again. What its predecessor's messages gave this
             # process is final now: said first, so the supervisor knows what that one sent in vain.
@@ -62,7 +105,7 @@ class WorkerInput(WorkerOutput):
         self.received.setdefault(channel, {})
         return True
 
-    def _report_taken(self, merger: Outbox) -> None:
+    def report_taken(self, merger: Outbox) -> None:
         for channel in self.taken:
             self._report_channel(merger, channel)
 
@@ -72,11 +115,12 @@ class WorkerInput(WorkerOutput):
             self.reported[channel] = dict(taken)
             merger.add((wire.CONSUMED, channel, self.reported[channel], dict(self.received[channel])))
 
-    def _lines(self, frame: list[Any]) -> None:
+    def lines(self, frame: list[Any]) -> None:
         """Parse and push a LINES frame's raw lines: one block for the parser's fast path, each event
         found again by its index in the block."""
         _, type_name, origin_base, line_base, batch_time, idx, text = frame
-        limit = self.err_origin
+        out = self.outgoing
+        limit = out.err_origin
         if not idx or origin_base + idx[0] >= limit:
             return  # none after a bad line is processed
         if batch_time != self.batch_time:
@@ -95,10 +139,10 @@ class WorkerInput(WorkerOutput):
                 return
             shapes.learn(self.parser, type_name, text)
             return
-        push = self.flow.push_event
-        route = self._route
-        emitted = self.emitted
-        batch = self.batch
+        push = out.flow.push_event
+        route = out.route
+        emitted = out.emitted
+        batch = out.batch
         parser = self.parser
         done = 0  # lines handled so far
         try:
@@ -124,27 +168,29 @@ class WorkerInput(WorkerOutput):
             return
         shapes.learn(parser, type_name, text)
 
-    def _block(self, frame: list[Any]) -> None:
+    def block(self, frame: list[Any]) -> None:
         _, first, last, checker, odd, text = frame
         taker = self.taker
         if taker is None:
             raise wire.WireError("a BLOCK frame reached a worker without block ingress")
         taker.take(first, checker == self.spec.index, odd, text)
-        progress = self.progress
+        progress = self.outgoing.progress
         for src in self.spec.event_types:
             if progress.get(src, ENDED) < last:
                 progress[src] = last
 
     def _one_by_one(self, type_name: str, origins: list[int], linenos: list[int], texts: list[str]) -> None:
         parse = self.parser.parse_line
+        push = self.outgoing.flow.push_event
+        read = type_name in self.types
         for origin, lineno, text in zip(origins, linenos, texts, strict=True):
             try:
                 event = parse(text, lineno)
             except EventFileError as exc:
-                self._bad_line(origin, exc)
+                self.outgoing.stop_at(origin, exc)
                 return
-            if event is not None and type_name in self.types:
-                self.flow.push_event(origin, type_name, event.ts, event.fields)
+            if event is not None and read:
+                push(origin, type_name, event.ts, event.fields)
 
     def _set_batch_time(self, t: int) -> None:
         # The parser keeps the BATCH time the router saw before this line; replaying a BATCH
@@ -152,15 +198,9 @@ class WorkerInput(WorkerOutput):
         self.parser.line_type_at(f"BATCH {t}", 0)
         self.batch_time = t
 
-    def _bad_line(self, origin: int, exc: EventFileError) -> None:
-        if origin < self.err_origin:
-            self.err_origin = origin
-            self._route()
-            merger = self.dests[MERGER]
-            merger.add((wire.ERROR, origin, wire.encode_diagnostic(exc.diagnostics[0])))
-
-    def _records(self, frame: list[Any], dec: wire.ShapeDecoder, channel: str) -> None:
+    def records(self, frame: list[Any], dec: wire.ShapeDecoder, channel: str) -> None:
         _, stream, sid, times, origins, rows = frame
+        out = self.outgoing
         # Numbered channels: the record number taken moves with the outputs routed, so that what
         # the merger is told was consumed always comes with (after) the outputs it made.
         taken = self.taken.get(channel)
@@ -170,7 +210,7 @@ class WorkerInput(WorkerOutput):
             # Announced to a predecessor of this process only (it was restarted): counted, not read.
             if taken is not None:
                 taken[stream] = base + len(rows)
-            self.dests[MERGER].add((wire.LOST, channel, stream, len(rows)))
+            out.dests[MERGER].add((wire.LOST, channel, stream, len(rows)))
             return
         pooled = self.pooled.get(stream)
         if pooled is not None:  # from a pool: held until every worker of it has moved on
@@ -180,11 +220,11 @@ class WorkerInput(WorkerOutput):
                 taken[stream] = base + len(rows)
                 received[stream] = received.get(stream, 0) + len(rows)
             return
-        push = self.flow.push_record
-        limit = self.err_origin
-        route = self._route
-        emitted = self.emitted
-        batch = self.batch
+        push = out.flow.push_record
+        limit = out.err_origin
+        route = out.route
+        emitted = out.emitted
+        batch = out.batch
         received = self.received.get(channel)
         got = received.get(stream, 0) if received is not None else 0
         for k, (ts, origin, row) in enumerate(zip(times, origins, rows, strict=True)):
@@ -213,17 +253,19 @@ class WorkerInput(WorkerOutput):
             return
         self._release_pooled(stream, upto)
         if upto == ENDED:
-            self._eos(stream, flush_origin)
+            self.outgoing.eos(stream, flush_origin)
 
     def _release_pooled(self, stream: str, upto: int) -> None:
-        push = self.flow.push_record
-        limit = self.err_origin
-        emitted = self.emitted
+        out = self.outgoing
+        push = out.flow.push_record
+        limit = out.err_origin
+        emitted = out.emitted
+        batch = out.batch
         for origin, _key, _n, ts, fields in self.pooled[stream].take(upto):
             if origin >= limit:
                 continue
             push(origin, stream, ts, fields)
-            if len(emitted) >= self.batch:
-                self._route()
-        if upto != ENDED and self.progress.get(stream, ENDED) < upto:
-            self.progress[stream] = upto
+            if len(emitted) >= batch:
+                out.route()
+        if upto != ENDED and out.progress.get(stream, ENDED) < upto:
+            out.progress[stream] = upto

@@ -1,10 +1,12 @@
 """A worker's outgoing side: routing what its streams emit, progress, ends and its channels.
 
-Owns `WorkerOutput`, the part of a worker (runtime/worker.py) that hands its outputs to the merger
-and to the contexts reading them, to its `.to` sinks, and the progress and end-of-stream that
-follow them in band; when the outgoing messages are sealed (at once in a live run whenever the
-inputs are drained, else per batch or per `FLUSH_S`); and `RESEND`: a context it feeds was
-restarted, so the shapes, progress and ends of the streams it reads go again on that channel.
+Owns `WorkerOutput`, the part of a worker (runtime/worker.py) that holds the worker's streams (its
+`Dataflow`) and its outgoing channels: it hands what the streams emit to the merger and to the
+contexts reading them, to its `.to` sinks, and the progress and end-of-stream that follow them in
+band; it decides when the outgoing messages are sealed (at once in a live run whenever the inputs
+are drained, else per batch or per `FLUSH_S`) and sends what the channels take; and `RESEND`: a
+context it feeds was restarted, so the shapes, progress and ends of the streams it reads go again
+on that channel. A bad input line (`stop_at`) caps everything that follows at its origin.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from varpulis_mp.engine.output import Output
+from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.jsonl import jsonl_line
 from varpulis_mp.io.ports import SinkPartition
+from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import wire
-from varpulis_mp.runtime.transport import Outbox
+from varpulis_mp.runtime.rundir import RunDir
+from varpulis_mp.runtime.transport import Outbox, Transport, batch_size_for
 from varpulis_mp.runtime.worker_meter import WorkerMeter
 
 if TYPE_CHECKING:
@@ -37,50 +42,75 @@ _DEFERRABLE = frozenset({wire.PROGRESS, wire.LINES_OUT, wire.OUTPUTS, wire.SHAPE
 
 
 class WorkerOutput:
-    # The worker's state this side reads and moves (set by runtime/worker.py's `_Worker`).
-    spec: WorkerSpec
-    flow: Dataflow
-    sessions: bool
-    batch: int
-    emitted: list[Output]
-    dests: dict[int, Outbox]
-    readers: dict[str, list[int]]
-    root: dict[str, str]
-    progress: dict[str, int]
-    sent: dict[str, int]
-    ended: set[str]
-    err_origin: int
-    flushing: bool
-    flush_origin: int
-    last_tick: int
-    merger_sealed: float
-    sinks: dict[str, list[SinkPartition]]
-    meter: WorkerMeter | None
-    attested: dict[int, dict[str, int]]  # dst -> what the last SENT toward the merger said
+    flow: Dataflow  # the worker's streams, built by the worker once its sockets exist
 
-    def _tick(self, origin: int, now_ms: int) -> None:
+    def __init__(self, program: CheckedProgram, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.batch = batch_size_for(spec.capacity)
+        self.emitted: list[Output] = []  # what the streams emitted since the last `route`
+        self.sessions = False  # whether the streams have session windows (closed by a live run's ticks)
+        source = {s.name: s.source for s in program.streams}
+        hosted = set(spec.streams)
+        # A hosted stream's progress is that of the outside source its chain starts from.
+        self.root: dict[str, str] = {}
+        for name in spec.emits():  # a pool's silent streams report nothing (another worker does)
+            src = source[name]
+            while src in hosted:
+                src = source[src]
+            self.root[name] = src
+        self.progress: dict[str, int] = {src: 0 for src in self.root.values()}
+        self.sent: dict[str, int] = {name: 0 for name in spec.streams}
+        self.ended: set[str] = set()
+        self.err_origin = ENDED  # the first bad line's origin: nothing from it on goes out
+        self.flushing = False  # the end-of-input flush is being handed out
+        self.flush_origin = ENDED
+        self.last_tick = 0  # origin of the last live tick handled
+        self.merger_sealed = 0.0  # when the merger's channel last got a message
+        self.sinks: dict[str, list[SinkPartition]] = {}
+        # A live run's counters for the metrics, sent with the heartbeats (runtime/worker_meter.py).
+        sources = {s.name: s.source for s in program.streams if s.name in hosted}
+        self.meter = WorkerMeter(spec.streams, sources) if spec.prompt else None
+        self.attested: dict[int, dict[str, int]] = {}  # dst -> what the last SENT toward the merger said
+        # The channels: toward the merger (MERGER) and toward each reading process, opened by the worker.
+        self.dests: dict[int, Outbox] = {}
+        self.readers: dict[str, list[int]] = {name: list(dsts) for name, dsts in spec.outputs_to.items()}
+
+    def open_readers(self, transport: Transport, run_dir: RunDir) -> None:
+        """START: every worker is ready, so the channels toward the reading contexts connect now."""
+        for dst, dest in self.dests.items():
+            if dst != MERGER and dest.sender is None:
+                dest.sender = transport.sender(run_dir.peer(dst, self.spec.index), bind=False)
+
+    def stop_at(self, origin: int, exc: EventFileError) -> None:
+        """A bad input line at `origin`: what it caused and everything after it never goes out."""
+        if origin < self.err_origin:
+            self.err_origin = origin
+            self.route()
+            self.dests[MERGER].add((wire.ERROR, origin, wire.encode_diagnostic(exc.diagnostics[0])))
+
+    def tick(self, origin: int, now_ms: int) -> None:
         """A live run's wall-clock tick, from the router or from an upstream context (the first
         to arrive counts): close the idle sessions, then pass it on ahead of any progress."""
         if origin <= self.last_tick:
             return
         self.last_tick = origin
-        self._route()
+        self.route()
         if self.sessions:
             self.flow.expire_sessions(now_ms, origin)
-            self._route()
+            self.route()
         for dst, dest in self.dests.items():
             if dst != MERGER:
                 dest.add((wire.TICK, origin, now_ms))
 
-    def _eos(self, source: str, flush_origin: int) -> None:
+    def eos(self, source: str, flush_origin: int) -> None:
         if self.progress.get(source) == ENDED:
             return
-        self._route()
+        self.route()
         self.progress[source] = ENDED
         self.flush_origin = flush_origin
         ended = self.flow.end(source, flush_origin)
         self.flushing = True
-        self._route()
+        self.route()
         for name in ended:
             self.ended.add(name)
             self.sent[name] = ENDED
@@ -91,7 +121,7 @@ class WorkerOutput:
             for dst in self.readers.get(name, ()):
                 self.dests[dst].add(frame)
 
-    def _route(self) -> None:
+    def route(self) -> None:
         """Hand what the streams emitted to the merger and to the contexts reading them."""
         emitted = self.emitted
         if not emitted:
@@ -135,7 +165,7 @@ class WorkerOutput:
             self._to_sinks(emitted)
         emitted.clear()
 
-    def _report_sent(self, merger: Outbox) -> None:
+    def report_sent(self, merger: Outbox) -> None:
         """With a message toward the merger: the records each numbered channel toward a reader has
         taken so far, the outputs this message carries included. If this process dies, what a
         reader did not get of them is lost, and the supervisor counts it (RUN.md §6)."""
@@ -157,7 +187,7 @@ class WorkerOutput:
             for part in self.sinks[name]:
                 part.write_batch(records, self.flushing)
 
-    def _close_sinks(self) -> int:
+    def close_sinks(self) -> int:
         """Every hosted stream has ended: the sinks deliver what they hold before the worker says so.
         Returns how many records this process's sinks dead-lettered (counted here, after the fork)."""
         sinks, self.sinks = self.sinks, {}
@@ -168,7 +198,7 @@ class WorkerOutput:
                     if (c := getattr(d, "dead_letters", None)) is not None and hasattr(c, "total")}
         return sum(int(c.total) for c in counters.values())
 
-    def _progress(self) -> None:
+    def pass_progress(self) -> None:
         """Pass on the progress of every hosted stream whose source moved on."""
         progress = self.progress
         sent = self.sent
@@ -191,7 +221,7 @@ class WorkerOutput:
             for dst, lst in by_dst.items():
                 self.dests[dst].add((wire.PROGRESS, lst, n))
 
-    def _resend(self, dst: int) -> None:
+    def resend(self, dst: int) -> None:
         """Context `dst` was restarted: shapes again, then where the streams it reads stand."""
         dest = self.dests.get(dst)
         if dest is None:
@@ -208,12 +238,24 @@ class WorkerOutput:
         for n, names in moving.items():
             dest.add((wire.PROGRESS, names, n))
 
-    def _seal_all(self) -> None:
+    def pump(self) -> None:
+        """Send what the channels take. In a live run the merger's message goes first: a record
+        reaches a reading context only after the message toward the merger that accounts for it
+        (its outputs, what was taken to make them) has gone, so a death never makes the two differ."""
+        merger = self.dests[MERGER]
+        merger.pump()
+        if merger.outbox and self.spec.prompt:
+            return
+        for d in self.dests.values():
+            if d is not merger:
+                d.pump()
+
+    def seal_all(self) -> None:
         for d in self.dests.values():
             d.seal()
         self.merger_sealed = time.monotonic()
 
-    def _seal_turn(self) -> None:
+    def seal_turn(self) -> None:
         merger = self.dests[MERGER]
         now = time.monotonic()
         if (merger.frames and merger.count < self.batch and now - self.merger_sealed < FLUSH_S
@@ -228,4 +270,4 @@ class WorkerOutput:
             # batch toward a reader is ready to go: then everything goes, the merger's first.
             if not any(d.outbox for d in peers):
                 return
-        self._seal_all()
+        self.seal_all()
