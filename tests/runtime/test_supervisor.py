@@ -258,6 +258,18 @@ def test_channel_bounds_follow_the_capacity() -> None:
     assert hwm_for(10**6) == 10**6 // DEFAULT_BATCH
 
 
+def test_block_ingress_pieces_are_never_small_and_the_ingress_mark_keeps_about_the_capacity() -> None:
+    from varpulis_mp.runtime.transport import MIN_BLOCK_LINES, block_lines_for, ingress_hwm_for
+
+    # A small capacity: one piece of the least size per end.
+    for capacity in (1, 100, 1000, MIN_BLOCK_LINES):
+        assert block_lines_for(capacity) == MIN_BLOCK_LINES and ingress_hwm_for(capacity) == 1
+    # A large one: pieces of the least size, as many as make the capacity.
+    assert block_lines_for(100_000) == MIN_BLOCK_LINES
+    assert ingress_hwm_for(100_000) == 100_000 // MIN_BLOCK_LINES
+    assert ingress_hwm_for(100_000) * block_lines_for(100_000) <= 100_000
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("batch", [1, 3, 512])
 def test_ingress_classifies_lines_as_the_parser_does(tmp_path: Path, batch: int) -> None:

@@ -3,8 +3,8 @@
 Owns `BlockReader`, the input thread used when nothing needs to see events one by one
 (`--immediate`, no `--verbose`, no progress display): it reads the source in checked blocks of lines
 (`io.readers.iter_blocks`: UTF-8, line length, CRLF), cuts them into pieces of at most `batch`
-lines (`transport.block_lines_for`: a channel's high-water mark of pieces holds about its
-capacity of events) and sends each piece, as one `BLOCK` frame encoded once, to every worker
+lines (`transport.block_lines_for`: the ingress high-water mark of pieces holds about a
+channel's capacity of lines, and a piece at least `transport.MIN_BLOCK_LINES`) and sends each piece, as one `BLOCK` frame encoded once, to every worker
 that reads events. Workers keep their own lines (runtime/blocks.py); one of them, in turn, checks the lines nobody
 reads. Origins are line numbers, so the router's origin is the last line read. The cost here is a
 few C-level calls per piece, whatever the lines hold.

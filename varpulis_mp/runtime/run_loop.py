@@ -47,7 +47,14 @@ from varpulis_mp.runtime.router import Router
 from varpulis_mp.runtime.rundir import RunDir
 from varpulis_mp.runtime.stopping import POLL_S, Stopping
 from varpulis_mp.runtime.supervision import RunStopped, WorkerStartFailure
-from varpulis_mp.runtime.transport import Receiver, Transport, batch_size_for, block_lines_for, wait
+from varpulis_mp.runtime.transport import (
+    Receiver,
+    Transport,
+    batch_size_for,
+    block_lines_for,
+    ingress_hwm_for,
+    wait,
+)
 from varpulis_mp.runtime.worker import WorkerSpec
 from varpulis_mp.runtime.workers import WorkerSet, WorkerState
 
@@ -181,7 +188,8 @@ class Supervisor:
     def _connect(self) -> None:
         assert self.transport is not None and self.run_dir is not None
         t = self.transport
-        senders = [t.sender(self.run_dir.ingress(spec.index), bind=False) for spec in self.specs]
+        ingress_hwm = ingress_hwm_for(self.capacity)
+        senders = [t.sender(self.run_dir.ingress(spec.index), bind=False, hwm=ingress_hwm) for spec in self.specs]
         self.outputs = [t.receiver(self.run_dir.output(spec.index), bind=False) for spec in self.specs]
         types = [spec.event_types for spec in self.specs]
         self.router = Router(types, senders, self.on_input_event)

@@ -15,10 +15,12 @@ way). For small records the byte buffers dominate: with a capacity of 100 and re
 bytes, a stopped consumer leaves roughly ten thousand events between the router and it (two
 channels plus the bounded read-ahead of the input), and not one more is read until it resumes
 (`tests/runtime/test_lifecycle.py` measures it). With block ingress a message toward a worker is
-a piece of raw input of `block_lines_for(capacity)` lines, so the same bound holds in lines, and
-the router holds at most one half-megabyte chunk of input and four pieces besides (the test
-measures about eleven thousand events in flight at a capacity of 100). Nothing else queues without
-bound: the router
+a piece of raw input of `block_lines_for(capacity)` lines, and the channel from the router to a
+worker has a high-water mark of `ingress_hwm_for(capacity)` pieces, so the same bound holds in
+lines, with one exception: a piece is never smaller than `MIN_BLOCK_LINES`, since each message
+costs a wake-up on both sides, so below that capacity the bound is two such pieces per end. The
+router holds at most one half-megabyte chunk of input and four pieces besides (the test measures
+the lines in flight at a capacity of 100). Nothing else queues without bound: the router
 builds no further message for a worker while one waits, and a worker with a waiting message stops
 reading its ingress and every upstream channel outside its own cycle of contexts.
 
@@ -38,12 +40,14 @@ import zmq
 from varpulis_mp.runtime import wire
 
 __all__ = ["DEFAULT_BATCH", "Outbox", "Receiver", "SOCKET_BUFFER", "Sender", "Transport", "batch_size_for",
-           "block_lines_for", "hwm_for", "wait"]
+           "MIN_BLOCK_LINES", "block_lines_for", "hwm_for", "ingress_hwm_for", "wait"]
 
 DEFAULT_BATCH = 512
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 SOCKET_BUFFER = 32 * 1024
+# Lines of raw input in one block-ingress message at the least (see `block_lines_for`).
+MIN_BLOCK_LINES = 4096
 
 
 def batch_size_for(capacity: int) -> int:
@@ -57,12 +61,20 @@ def hwm_for(capacity: int) -> int:
 
 
 def block_lines_for(capacity: int) -> int:
-    """Input lines per message with block ingress: the high-water mark's worth of them is `capacity`.
+    """Input lines per message with block ingress: the ingress high-water mark's worth of them is
+    `capacity`, and never fewer than `MIN_BLOCK_LINES` in one message.
 
-    Larger than an ordinary batch when the mark is one message, since a block costs the router a
-    send whatever its size and the workers a few calls per event type.
+    Larger than an ordinary batch, since a message costs the router a send and each worker a
+    receive whatever its size (a wake-up of the other side each: a quarter of a millisecond on a
+    virtual machine), and the workers a few calls per event type.
     """
-    return max(1, capacity // hwm_for(capacity))
+    return max(MIN_BLOCK_LINES, capacity // hwm_for(capacity))
+
+
+def ingress_hwm_for(capacity: int) -> int:
+    """High-water mark, in messages, of each end of the channel from the router to a worker: the
+    pieces of block ingress it holds are about `capacity` lines (one piece at least)."""
+    return max(1, capacity // block_lines_for(capacity))
 
 
 class Sender:

@@ -35,7 +35,7 @@ from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime.child import prepare_child
 from varpulis_mp.runtime.relay import WorkerSubscriptions
 from varpulis_mp.runtime.rundir import RunDir
-from varpulis_mp.runtime.transport import Outbox, Transport
+from varpulis_mp.runtime.transport import Outbox, Transport, ingress_hwm_for
 from varpulis_mp.runtime.worker_frames import WorkerFrames
 from varpulis_mp.runtime.worker_input import WorkerInput
 from varpulis_mp.runtime.worker_loop import WorkerLoop
@@ -151,7 +151,7 @@ class _Worker:
         transport = Transport(spec.capacity)
         self.reports.ctl = transport.sender(rd.control(), bind=False, hwm=16)
         try:
-            ingress = transport.receiver(rd.ingress(spec.index), bind=True)
+            ingress = transport.receiver(rd.ingress(spec.index), bind=True, hwm=ingress_hwm_for(spec.capacity))
             upstream = sorted({src for srcs in spec.inputs_from.values() for src in srcs})
             peers = {src: transport.receiver(rd.peer(spec.index, src), bind=True) for src in upstream}
             sender = transport.sender(rd.output(spec.index), bind=True)
