@@ -18,6 +18,10 @@ canonical order is the same, and every worker knows them without counting. Per b
   their keys, bad lines included. The type's owner still counts all of them.
 * The block's checker (the router names one reader per block, in turn) checks the lines that are
   no read type's candidate: comments, empty lines and events of types nobody reads.
+* A pool whose lines the router splits by key (runtime/key_routes.py) gets, instead of the block,
+  its own groups: per type the lines of its keys with their indexes in the block, and the lines
+  nobody reads for the checker. Each line is then this worker's alone: it counts it (rather than
+  the type's lowest-numbered reader) and matches it without reading its key again.
 * A JSON event names its type literally too, unless it spells a letter of it as a `\\u` escape.
   A block holding `BATCH` or a backslash anywhere (the router says so: `odd`) is classified line
   by line by every worker, each of which thus keeps the BATCH time itself.
@@ -35,6 +39,7 @@ from typing import Any
 
 from varpulis_mp.errors import EventFileError
 from varpulis_mp.io.readers import EventParser
+from varpulis_mp.runtime.key_routes import REST
 from varpulis_mp.runtime.pool_rows import OwnedRows
 from varpulis_mp.runtime.shapes import Learned, LearnedShapes, Rows, learned_shape
 
@@ -92,9 +97,13 @@ class BlockTaker:
             self.limit = origin
             self._bad(origin, error)
 
-    def take(self, first: int, checker: bool, odd: bool, text: str) -> None:
-        """Handle the block `text` whose first line is line (and origin) `first`."""
+    def take(self, first: int, checker: bool, odd: bool, text: str, groups: list[Any] | None = None) -> None:
+        """Handle the block `text` whose first line is line (and origin) `first`, or, when the
+        router split it among a pool's workers (runtime/key_routes.py), this worker's `groups`."""
         if first >= self.limit:
+            return
+        if groups is not None:
+            self._groups(first, groups)
             return
         if odd:
             self._line_by_line(first, checker, text)
@@ -110,6 +119,29 @@ class BlockTaker:
                 self._own_lines(t, first, idx, lines)
         if checker:
             self._check_rest(first, lines, masks)
+
+    def _groups(self, first: int, groups: list[Any]) -> None:
+        """A split piece: per type, the lines of this worker's keys with their indexes in the piece,
+        in the types' name order, then the lines nobody reads when this worker is the checker.
+        Every line here is this worker's alone to handle, and to count."""
+        for t, at, text in groups:
+            if first + at[-1] >= self.limit:
+                keep = [k for k, i in enumerate(at) if first + i < self.limit]
+                if not keep:
+                    continue  # a later group may still hold lines before the bad one
+                parts = text.split("\n")
+                at = [at[k] for k in keep]
+                text = "\n".join(parts[k] for k in keep)
+            lines = dict(zip(at, text.split("\n"), strict=True)).__getitem__
+            if t == REST:
+                self._check_lines(first, at, lines, text)
+                continue
+            rows = self.shapes.rows(t, text)
+            if rows is not None:
+                self.events += len(rows)
+                self._feed(t, first, rows, at)
+            else:
+                self._parse_lines(t, first, at, lines, text, True)
 
     # -- the common block ------------------------------------------------------------------------
 
@@ -144,7 +176,7 @@ class BlockTaker:
                     rows, idx = owned.keep(t, rows, idx)
                 self._feed(t, first, rows, idx)
                 return
-        self._parse_lines(t, first, idx, lines, text)
+        self._parse_lines(t, first, idx, lines.__getitem__, text, counted)
 
     def _feed(self, t: str, first: int, rows: Rows, idx: list[int]) -> None:
         # In slices of `batch` rows, so what they emit goes out in bounded messages.
@@ -157,8 +189,10 @@ class BlockTaker:
             if len(self.emitted) >= batch:
                 self.route()
 
-    def _parse_lines(self, t: str, first: int, idx: list[int], lines: list[str], text: str) -> None:
-        """The candidates of t (`text`, joined) that the learned shape did not cover, by the parser."""
+    def _parse_lines(self, t: str, first: int, idx: list[int], lines: Callable[[int], str], text: str,
+                     counted: bool) -> None:
+        """The candidates of t (`text`, joined; `lines(i)` is the line at index i of the block) that
+        the learned shape did not cover, by the parser; `counted`: this worker counts them."""
         parser = self.parser
         done = 0  # candidates handled so far
         try:
@@ -167,7 +201,7 @@ class BlockTaker:
                 origin = first + idx[k]
                 if origin >= self.limit:
                     return
-                self._classified(t, origin, event.type, event.ts, event.fields, lines[idx[k]])
+                self._classified(t, origin, event.type, event.ts, event.fields, lines(idx[k]), counted)
                 done = k + 1
         except EventFileError:
             # Positions in the joined text are candidate indexes: go on line by line from the first
@@ -177,27 +211,29 @@ class BlockTaker:
                 if origin >= self.limit:
                     return
                 try:
-                    found = parser.parse_line(lines[i], origin)
+                    found = parser.parse_line(lines(i), origin)
                 except EventFileError as exc:
                     self.bad(origin, exc)
                     return
                 if found is not None:
-                    self._classified(t, origin, found.type, found.ts, found.fields, lines[i])
+                    self._classified(t, origin, found.type, found.ts, found.fields, lines(i), counted)
             return
         self.shapes.learn(parser, t, text)
 
-    def _classified(self, t: str, origin: int, etype: str, ts: int, fields: dict[str, Any], line: str) -> None:
-        """A candidate line of type `t` that the parser read as an event of type `etype`."""
+    def _classified(self, t: str, origin: int, etype: str, ts: int, fields: dict[str, Any], line: str,
+                    counted: bool) -> None:
+        """A candidate line of type `t` that the parser read as an event of type `etype`; `counted`:
+        this worker counts the candidates of t."""
         if etype == t:
             self.push(origin, t, ts, fields)
             if len(self.emitted) >= self.batch:
                 self.route()
-            if self.owners[t] == self.me:
+            if counted:
                 self.events += 1
         elif etype not in self.owners:
             # Read by nobody: counted once, in the pass of the first read type named on the line
             # (in name order) of that type's lowest-numbered reader.
-            if self.owners[t] == self.me and next(r for r in self.routed if r in line) == t:
+            if counted and next(r for r in self.routed if r in line) == t:
                 self.events += 1
                 self.unread += 1
 
@@ -213,8 +249,12 @@ class BlockTaker:
             rest = [i for i in rest if first + i < limit]
         if not rest:
             return
+        self._check_lines(first, rest, lines.__getitem__, "\n".join(map(lines.__getitem__, rest)))
+
+    def _check_lines(self, first: int, rest: list[int], lines: Callable[[int], str], text: str) -> None:
+        """Check and count the lines nobody reads: `rest`, their indexes in the block (`lines(i)`
+        the line at index i), `text` them joined."""
         parser = self.parser
-        text = "\n".join(map(lines.__getitem__, rest))
         shape = self.rest_shape
         if shape is not None:
             if shape.covers(text, len(rest)):
@@ -229,7 +269,7 @@ class BlockTaker:
             found = 0
             for i in rest:
                 try:
-                    if parser.parse_line(lines[i], first + i) is not None:
+                    if parser.parse_line(lines(i), first + i) is not None:
                         found += 1
                 except EventFileError as exc:
                     self.bad(first + i, exc)
@@ -239,13 +279,13 @@ class BlockTaker:
         self.events += found
         self.unread += found
 
-    def _learn_rest(self, first: int, lines: list[str]) -> None:
+    def _learn_rest(self, first: int, lines: Callable[[int], str]) -> None:
         if self.rest_misses >= _MAX_REST_MISSES:
             self.rest_shape = None
             return
         if self.rest_shape is not None:
             return
-        line = lines[first]
+        line = lines(first)
         event = self.parser.parse_line(line, 0)
         if event is not None:
             self.rest_shape = learned_shape(event, line)

@@ -35,10 +35,12 @@ from typing import IO, TYPE_CHECKING
 from varpulis_mp.engine.output import Output, Summary
 from varpulis_mp.engine.plan import Plan
 from varpulis_mp.errors import EventFileError, RuntimeFailure
+from varpulis_mp.io.readers import EventParser
 from varpulis_mp.lang.checked import CheckedProgram
 from varpulis_mp.runtime import wire
 from varpulis_mp.runtime.ingress import InputReader, SourceThread
 from varpulis_mp.runtime.ingress_blocks import BlockReader
+from varpulis_mp.runtime.key_routes import KeyRoutes
 from varpulis_mp.runtime.live_input import Gathered, LiveInput
 from varpulis_mp.runtime.merger import ENDED, Merger
 from varpulis_mp.runtime.notify import Notifier
@@ -103,6 +105,8 @@ class Supervisor:
         self.router: Router | None = None
         self.outputs: list[Receiver] = []
         self.control: Receiver | None = None
+        # worker -> event type -> the key field it reads the type by, as it said when ready
+        self.key_fields: dict[int, dict[str, str]] = {}
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -175,6 +179,7 @@ class Supervisor:
                         continue  # a dead predecessor's late word
                     if kind == wire.READY:
                         self.supervision.ready(handle, now)
+                        self.key_fields[handle.index] = dict(frame[3])
                     else:
                         self.supervision.heartbeat(handle, now, draining=bool(frame[4]))
                         self.restarts.worker_counters(handle, frame[3])
@@ -199,7 +204,13 @@ class Supervisor:
         if self.live is not None:
             self.reader = live_reader = _start_live(self.live, self.program, types, batch)
         elif self.blocks:
-            self.reader = BlockReader(self.source, self.display_path, types, block_lines_for(self.capacity))
+            pools: dict[str, list[int]] = {}
+            for spec in sorted(self.specs, key=lambda s: s.worker):  # worker 0 first
+                if spec.workers > 1:
+                    pools.setdefault(spec.name, []).append(spec.index)
+            parser = EventParser(self.display_path, [s.name for s in self.program.streams])
+            routes = KeyRoutes.plan(types, list(pools.values()), self.key_fields, parser)
+            self.reader = BlockReader(self.source, self.display_path, types, block_lines_for(self.capacity), routes)
         else:
             self.reader = InputReader(self.source, self.display_path, [s.name for s in self.program.streams],
                                       types, batch, want_events=self.on_input_event is not None)

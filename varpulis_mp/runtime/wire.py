@@ -8,11 +8,13 @@ its data and the progress that covers it together, in order. Frames:
 * `LINES type origin line time idx text` — raw input lines of one event type, parsed by the
   receiving worker: `text` holds them joined by LFs; the k-th has origin `origin + idx[k]`, line
   number `line + idx[k]` and the BATCH time `time`.
-* `BLOCK line last checker odd text` — a whole block of raw input lines (block ingress), sent
+* `BLOCK line last checker odd text groups` — a whole block of raw input lines (block ingress), sent
   unchanged to every worker that reads events: `text` holds lines `line` to `last` joined by LFs;
   each worker keeps the lines of its own event types, and worker `checker` also checks the lines
   no read type claims; `odd` says a line may hold a BATCH time or an escaped JSON type. Origins
-  are then line numbers.
+  are then line numbers. `groups` is nil, or, for a pool's worker when the router split the block
+  by key (runtime/key_routes.py, `text` then empty), `[type, indexes, lines]` per type with the
+  lines of its keys (`""` as the type: the lines nobody reads, for the checker).
 * `RECORDS stream shape times origins rows` — output records of one stream and one shape sent to
   a reading context, column-wise: event times, origins, and one array of field values per record
   (a record's fields are rebuilt from the shape's names and its row). A worker of a pool sends
@@ -38,7 +40,9 @@ its data and the progress that covers it together, in order. Frames:
   subscription `sub` are fully processed (its client may acknowledge them).
 * `STATS counters`, `ERROR origin diagnostic`, `FAIL message index` — a worker's final counters, a bad
   event line it found, and an internal failure, in band after the data they follow.
-* `READY index pid` — control socket only: a worker has bound its endpoints.
+* `READY index pid key_fields` — control socket only: a worker has bound its endpoints;
+  `key_fields[type]` names the field by which it reads the events of a type when it needs only
+  those of its own keys (a pool's worker: runtime/key_routes.py).
 * `HEARTBEAT index pid counters draining sent` — control socket only: a worker is alive (at least
   once a second, also while it waits on a full channel), with its counters (runtime/metrics_counters.py's
   form, or nil), whether every stream it hosts has ended (its sinks may take a while to close) and

@@ -177,7 +177,11 @@ class _Worker:
             for name, descriptions in spec.sinks.items():
                 connectors.update((d.name, part) for d, part in zip(descriptions, out.sinks[name], strict=True))
             connectors.update(self.subs.partitions())
-            self.reports.say_ready()
+            # A pool's worker says which event types it reads by a key field alone: the router may
+            # then send it only the lines of its keys (runtime/key_routes.py).
+            taker = self.incoming.taker
+            owned = taker.owned if taker is not None else None
+            self.reports.say_ready({t: field for t, (field, _) in owned.owners.items()} if owned is not None else {})
             self.loop.run(transport, ingress, peers)
             self.loop.drain(ingress, transport)
         except BaseException as exc:

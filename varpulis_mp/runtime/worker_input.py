@@ -169,11 +169,11 @@ class WorkerInput:
         shapes.learn(parser, type_name, text)
 
     def block(self, frame: list[Any]) -> None:
-        _, first, last, checker, odd, text = frame
+        _, first, last, checker, odd, text, groups = frame
         taker = self.taker
         if taker is None:
             raise wire.WireError("a BLOCK frame reached a worker without block ingress")
-        taker.take(first, checker == self.spec.index, odd, text)
+        taker.take(first, checker == self.spec.index, odd, text, groups)
         progress = self.outgoing.progress
         for src in self.spec.event_types:
             if progress.get(src, ENDED) < last:

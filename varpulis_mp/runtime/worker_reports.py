@@ -40,8 +40,9 @@ class WorkerReports:
         self.last_heartbeat = 0.0
         self.connectors: dict[str, object] = {}  # connector name -> its partition here
 
-    def say_ready(self) -> None:
-        if not self.ctl.try_send(wire.encode([(wire.READY, self.spec.index, os.getpid())])):
+    def say_ready(self, key_fields: dict[str, str]) -> None:
+        """READY, with the key field of each event type this worker reads by key alone (wire.py)."""
+        if not self.ctl.try_send(wire.encode([(wire.READY, self.spec.index, os.getpid(), key_fields)])):
             raise RuntimeError("cannot report ready")
         self.last_heartbeat = time.monotonic()
         self.ready = True
