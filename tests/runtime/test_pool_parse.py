@@ -96,3 +96,23 @@ def test_odd_lines_of_any_workers_key_give_one_process_output(tmp_path: Path) ->
             base[at] = line.format(i=at, key=key_owned_by(owner))
     ref = assert_as_one_process(run_all(tmp_path, "\n".join(base) + "\n"))
     assert ref.returncode == 0 and ref.stdout.count(b"\n") > 600 and "Events processed: 4250" in ref.stderr
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("owner", [0, 2])
+def test_pieces_the_router_splits_by_key_give_one_process_output_and_stop_at_a_bad_line(
+        tmp_path: Path, owner: int) -> None:
+    """Several pieces of input (runtime/key_routes.py splits them among the workers: every type the
+    pool reads is keyed), with empty lines and comments among them; then a bad line of one worker's
+    key deep in a later piece, while the other workers' lines of that piece come before and after it."""
+    base = lines(12000)
+    for at in range(500, len(base), 997):
+        base[at] = "" if at % 2 else "# a comment"
+    good = assert_as_one_process(run_all(tmp_path, "\n".join(base) + "\n"))
+    assert good.returncode == 0 and good.stdout.count(b"\n") > 2000, good.stderr[-1000:]
+    at = 13_000 + 5 * owner
+    while not base[at].startswith("@"):
+        at += 1
+    base[at] = BAD["after the key"].format(i=at, key=key_owned_by(owner))
+    ref = assert_as_one_process(run_all(tmp_path, "\n".join(base) + "\n"))
+    assert ref.returncode == 2 and ref.stdout and f":{at + 1}:" in ref.stderr, ref.stderr[-1000:]
