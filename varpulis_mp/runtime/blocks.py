@@ -53,6 +53,19 @@ _MAX_REST_MISSES = 3
 Push = Callable[[int, str, int, dict[str, Any]], None]
 
 
+def _lines_at(at: list[int], text: str) -> Callable[[int], str]:
+    """The line at index i of the block, for a group's lines (`text`) at indexes `at`; the table is
+    made only if a line is asked for (the parser's slow path, or learning a shape)."""
+    table: dict[int, str] = {}
+
+    def line(i: int) -> str:
+        if not table:
+            table.update(zip(at, text.split("\n"), strict=True))
+        return table[i]
+
+    return line
+
+
 class BlockTaker:
     """Takes a worker's share of each block; see the module docstring.
 
@@ -132,7 +145,7 @@ class BlockTaker:
                 parts = text.split("\n")
                 at = [at[k] for k in keep]
                 text = "\n".join(parts[k] for k in keep)
-            lines = dict(zip(at, text.split("\n"), strict=True)).__getitem__
+            lines = _lines_at(at, text)
             if t == REST:
                 self._check_lines(first, at, lines, text)
                 continue
