@@ -168,7 +168,7 @@ class Supervisor(Stopping):
         self.router.start()
         batch = batch_size_for(self.capacity)
         if self.live is not None:
-            from varpulis_mp.runtime.ingress_live import LiveReader
+            from varpulis_mp.runtime.ingress_live import live_reader
             from varpulis_mp.runtime.live import session_gaps_ms, session_tick_s
 
             tick_s = session_tick_s(session_gaps_ms(self.program))
@@ -176,7 +176,7 @@ class Supervisor(Stopping):
             if self.live.on_start is not None:
                 self.live.on_start()
             self.live.feed.start()
-            self.reader = self.live_reader = LiveReader(self.live.feed, types, batch, tick_s)
+            self.reader = self.live_reader = live_reader(self.live.feed, types, batch, tick_s)
         elif self.blocks:
             self.reader = BlockReader(self.source, self.display_path, types, block_lines_for(self.capacity))
         else:
@@ -224,10 +224,21 @@ class Supervisor(Stopping):
                 router.feed()
                 if router.ended:
                     self.notifier.stopping()  # the end of the input starts the drain (sent once)
-            fds = [reader.wake.fd] if router.reading and router.idle() else []
+            fds, timeout = self._input_waits()
             busy = router.busy()
-            readable, room, _ = wait(receivers, [router.senders[w] for w in busy], fds, POLL_S)
+            readable, room, _ = wait(receivers, [router.senders[w] for w in busy], fds, timeout)
             router.writable([busy[k] for k in room])
+
+    def _input_waits(self) -> tuple[list[int], float]:
+        """What the loop waits on for the input, and for how long at most: a live run's loop reads
+        the feed itself (runtime/ingress_live.py), another run's input thread wakes it by a pipe."""
+        router = self.router
+        assert router is not None and self.reader is not None
+        if not (router.reading and router.idle()):
+            return [], POLL_S
+        if self.live_reader is not None:
+            return self.live_reader.waits(POLL_S)
+        return [self.reader.wake.fd], POLL_S
 
     def _release(self) -> None:
         merger = self.merger
