@@ -1,9 +1,9 @@
 """What one wake-up costs on this machine: the floor under every latency figure of a live run.
 
-A record's way through `run` is a sequence of wake-ups (the input thread, the supervisor's loop,
-each worker and the ZeroMQ I/O threads on both ends of each channel, the supervisor again, the
-reader of standard output), so the latency of bench/bench_live.py can be no better than about
-fifteen of them in a row. This measures three round trips between two processes, 100-byte
+A record's way through `run` is a sequence of wake-ups (the supervisor's loop, which reads the
+live input itself, each worker and the ZeroMQ I/O threads on both ends of each channel, the
+supervisor again, the reader of standard output), so the latency of bench/bench_live.py can be no
+better than about fourteen of them in a row. This measures three round trips between two processes, 100-byte
 messages, `--trips` each, and prints p50/p90/p99 in microseconds and the CPU time per trip:
 
 * `pipe, same core`: both processes pinned to one core (a wake-up without an interrupt between

@@ -11,6 +11,7 @@ end of file (a regular file, a closed pipe).
 from __future__ import annotations
 
 import os
+import stat
 
 from varpulis_mp.io.ports import LineBatch, Rejection
 
@@ -41,6 +42,10 @@ class LineSource:
 
     def wake_fd(self) -> int:
         return self._fd
+
+    def is_regular_file(self) -> bool:
+        """Whether the descriptor is a regular file (always readable; never waits for a writer)."""
+        return stat.S_ISREG(os.fstat(self._fd).st_mode)
 
     def next_awake(self) -> float | None:
         return None

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from varpulis_mp.errors import EventFileError
+from varpulis_mp.io.line_source import LineSource
 from varpulis_mp.io.ports import (
     CommittingSource,
     EventBatch,
@@ -198,6 +199,27 @@ class LiveFeed:
                     self._take_events(batch, events)
             self.log.tick()
             yield events
+
+    def all_regular_files(self) -> bool:
+        """Whether every source is the default input read from a regular file (all its lines
+        already there: nothing arrives, only the reading takes time)."""
+        return bool(self._sources) and all(
+            isinstance(s.partition, LineSource) and s.partition.is_regular_file() for s in self._sources)
+
+    def wake_fds(self) -> list[int]:
+        """The wake-up descriptors of the open sources that have one: what a loop that reads the
+        feed itself (`chunks` with no wait) waits on."""
+        return [cast(WakeableSource, s.built()).wake_fd() for s in self._sources if _wakes(type(s.built()))]
+
+    def due_in(self, longest: float) -> float:
+        """How long (at most `longest`) until an open source without a wake-up descriptor is due."""
+        now = time.monotonic()
+        for source in self._sources:
+            part = source.built()
+            if not _wakes(type(part)):
+                awake = part.next_awake()
+                longest = min(longest, 0.0 if awake is None else max(0.0, awake - now))
+        return longest
 
     def close(self) -> None:
         for source in self._sources:

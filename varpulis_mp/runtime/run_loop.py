@@ -107,6 +107,7 @@ class Supervisor:
         self.control: Receiver | None = None
         # worker -> event type -> the key field it reads the type by, as it said when ready
         self.key_fields: dict[int, dict[str, str]] = {}
+        self.live_reader: LiveReader | None = None  # a live run's: the loop reads the feed through it
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -200,9 +201,8 @@ class Supervisor:
         self.router = Router(types, senders, self.on_input_event)
         self.router.start()
         batch = batch_size_for(self.capacity)
-        live_reader = None
         if self.live is not None:
-            self.reader = live_reader = _start_live(self.live, self.program, types, batch)
+            self.reader = self.live_reader = _start_live(self.live, self.program, types, batch)
         elif self.blocks:
             pools: dict[str, list[int]] = {}
             for spec in sorted(self.specs, key=lambda s: s.worker):  # worker 0 first
@@ -215,7 +215,7 @@ class Supervisor:
             self.reader = InputReader(self.source, self.display_path, [s.name for s in self.program.streams],
                                       types, batch, want_events=self.on_input_event is not None)
         self.router.attach(self.reader)
-        self.restarts.connected(self.router, self.outputs, live_reader)
+        self.restarts.connected(self.router, self.outputs, self.live_reader)
         self.stopping.router = self.router
 
     def _loop(self) -> None:
@@ -259,10 +259,21 @@ class Supervisor:
                 router.feed()
                 if router.ended:
                     self.notifier.stopping()  # the end of the input starts the drain (sent once)
-            fds = [reader.wake.fd] if router.reading and router.idle() else []
+            fds, timeout = self._input_waits()
             busy = router.busy()
-            readable, room, _ = wait(receivers, [router.senders[w] for w in busy], fds, POLL_S)
+            readable, room, _ = wait(receivers, [router.senders[w] for w in busy], fds, timeout)
             router.writable([busy[k] for k in room])
+
+    def _input_waits(self) -> tuple[list[int], float]:
+        """What the loop waits on for the input, and for how long at most: a live run's loop reads
+        the feed itself (runtime/ingress_live.py), another run's input thread wakes it by a pipe."""
+        router = self.router
+        assert router is not None and self.reader is not None
+        if not (router.reading and router.idle()):
+            return [], POLL_S
+        if self.live_reader is not None:
+            return self.live_reader.waits(POLL_S)
+        return [self.reader.wake.fd], POLL_S
 
     def _release(self) -> None:
         merger = self.merger
@@ -332,11 +343,11 @@ class Supervisor:
 def _start_live(live: LiveInput, program: CheckedProgram, types: list[list[str]], batch: int) -> LiveReader:
     """A live run's input, once the workers started (no worker inherits a client's thread or
     connection): the connectors' clients, the live feed, and the reader that routes what it takes."""
-    from varpulis_mp.runtime.ingress_live import LiveReader
+    from varpulis_mp.runtime.ingress_live import live_reader
     from varpulis_mp.runtime.live import session_gaps_ms, session_tick_s
 
     tick_s = session_tick_s(session_gaps_ms(program))
     if live.on_start is not None:
         live.on_start()
     live.feed.start()
-    return LiveReader(live.feed, types, batch, tick_s)
+    return live_reader(live.feed, types, batch, tick_s)

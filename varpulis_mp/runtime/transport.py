@@ -30,6 +30,7 @@ Create a `Transport` only after forking (a ZeroMQ context must never cross a for
 from __future__ import annotations
 
 import errno
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -172,7 +173,9 @@ def wait(receivers: list[Receiver], senders: list[Sender], fds: list[int],
     items += [(s.sock, _POLLOUT) for s in senders]
     items += [(fd, _POLLIN) for fd in fds]
     try:
-        events = dict(zmq.zmq_poll(items, max(0, int(timeout_s * 1000))))
+        # zmq_poll counts whole milliseconds: a shorter wait rounds up, never down to a busy turn
+        # (the live ingress's gathering leaves the loop waits of under a millisecond).
+        events = dict(zmq.zmq_poll(items, max(0, math.ceil(timeout_s * 1000))))
     except zmq.ZMQError as exc:
         if exc.errno == errno.EINTR:
             return set(), set(), set()
