@@ -131,6 +131,14 @@ class SourceThread(threading.Thread):
         self.stop()
         self.wake.close()
 
+    def take(self) -> Item | None:
+        """The next item for the loop, or None when none is ready."""
+        self.wake.drain()
+        try:
+            return self.queue.get_nowait()
+        except queue.Empty:
+            return None
+
     def _put(self, item: Item) -> bool:
         while not self._halt.is_set():
             try:

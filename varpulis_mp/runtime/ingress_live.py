@@ -36,7 +36,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from varpulis_mp.io.readers import Event
 from varpulis_mp.runtime import wire
@@ -49,20 +49,6 @@ __all__ = ["GATHER_S", "LiveReadAhead", "LiveReader", "live_reader"]
 GATHER_S = 0.001
 
 
-class _Looked(queue.Queue[Item]):
-    """The reader's queue: taking from it when it is empty looks at the feed first (the loop's
-    router takes items as from an input thread's queue)."""
-
-    def __init__(self, look: Callable[[], None]) -> None:
-        super().__init__()
-        self._look = look
-
-    def get_nowait(self) -> Item:
-        if self.empty():
-            self._look()
-        return super().get_nowait()
-
-
 class LiveReader(SourceThread):
     """The live feed, read by the supervisor's loop; see the module docstring. A `SourceThread`
     whose thread never runs: `start` only opens the feed.
@@ -73,7 +59,7 @@ class LiveReader(SourceThread):
 
     def __init__(self, feed: LiveFeed, worker_types: list[list[str]], batch: int, tick_s: float | None) -> None:
         super().__init__("", "<live>")
-        self.queue = _Looked(self._look)
+        self.queue = queue.Queue()  # what a look found; the loop takes it at once
         self._feed = feed
         self._worker_types = worker_types
         self._readers_of: dict[str, list[int]] = {}
@@ -115,6 +101,12 @@ class LiveReader(SourceThread):
         """Worker `worker` was restarted: announce the shapes again on its channel."""
         with self._reshape_lock:
             self._reshape.add(worker)
+
+    def take(self) -> Item | None:
+        # The loop's router takes as from an input thread: with nothing queued, look at the feed.
+        if self.queue.empty():
+            self._look()
+        return super().take()
 
     def waits(self, longest: float) -> tuple[list[int], float]:
         """What the loop waits on for the feed (its wake-up descriptors), and for how long at most
@@ -212,6 +204,9 @@ class LiveReadAhead(LiveReader):
 
     def is_alive(self) -> bool:
         return threading.Thread.is_alive(self)
+
+    def take(self) -> Item | None:
+        return SourceThread.take(self)  # the thread looks at the feed, never the loop
 
     def waits(self, longest: float) -> tuple[list[int], float]:
         return [self.wake.fd], longest

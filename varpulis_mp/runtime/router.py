@@ -10,7 +10,6 @@ the flush origin N+1.
 
 from __future__ import annotations
 
-import queue
 from collections import deque
 from collections.abc import Callable, Collection
 
@@ -52,10 +51,8 @@ class Router:
         reader = self.reader
         assert reader is not None
         while self.reading and self.idle():
-            reader.wake.drain()
-            try:
-                item = reader.queue.get_nowait()
-            except queue.Empty:
+            item = reader.take()
+            if item is None:
                 return
             if isinstance(item, Block):
                 self._take(item)
